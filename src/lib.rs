@@ -1,2 +1,17 @@
 //! mailslotfs: Windows mailslots on Linux as a FUSE file system.
+//!
+//! Layers, with data flowing one way through them:
+//! - [`slot`]: the pure core (names, queues, limits, lifetime); no fuser, no
+//!   sockets, time passed in.
+//! - [`fs`]: the FUSE adapter, the only place fuser types appear.
+//! - [`wire`]: the sans-IO NetBIOS/SMB mailslot codec.
+//! - [`cli`], [`app`], [`daemon`], [`tools`]: arguments, the daemon's life
+//!   cycle, and the `serve`/`send`/`info` helpers.
+pub mod app;
+pub mod cli;
+pub mod daemon;
+pub mod fs;
+pub mod logger;
+pub mod slot;
+pub mod tools;
 pub mod wire;

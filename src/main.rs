@@ -1,3 +1,9 @@
+use clap::Parser;
+
 fn main() {
-    println!("Hello, world!");
+    let cli = mailslotfs::cli::Cli::parse();
+    if let Err(line) = mailslotfs::app::run(cli) {
+        eprintln!("mailslotfs: {line}");
+        std::process::exit(1);
+    }
 }

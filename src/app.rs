@@ -1,0 +1,145 @@
+//! Orchestration only: validate, detach, mount, wait for a signal, shut down
+//! in order. Every failure is one line, `<what>: <why>`, that `main` prints
+//! after `mailslotfs: `.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::{Cli, Command, MountArgs, parse_mount_options};
+use crate::fs::session::{self, Mounted};
+use crate::fs::{Control, FsConfig, MailslotFs};
+use crate::{daemon, logger, tools};
+
+/// Runs one command.
+pub fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Mount(args) => mount(args),
+        Command::Serve(args) => tools::serve(&args),
+        Command::Send(args) => tools::send(&args),
+        Command::Info(args) => tools::info(&args),
+    }
+}
+
+fn mount(args: MountArgs) -> Result<(), String> {
+    let transport_max = session::transport_max();
+    let options = parse_mount_options(&args.options, transport_max)?;
+    let dir = prepare_mount_point(&args.dir)?;
+    if !Path::new("/dev/fuse").exists() {
+        return Err("/dev/fuse: no FUSE device (load the module: modprobe fuse)".to_owned());
+    }
+    logger::init(args.verbose, args.debug);
+    let report = if args.foreground {
+        None
+    } else {
+        Some(daemon::detach().map_err(|e| format!("cannot go to the background: {e}"))?)
+    };
+    let signals = block_stop_signals();
+    // SAFETY: geteuid/getegid have no preconditions.
+    let owner = unsafe { (libc::geteuid(), libc::getegid()) };
+    let config = FsConfig {
+        defaults: options.defaults,
+        transport_max,
+        park_cap: session::park_cap(),
+        owner,
+    };
+    let started = MailslotFs::new(config)
+        .map_err(|e| format!("cannot start: {e}"))
+        .and_then(|(fs, control)| {
+            session::mount(fs, &dir, options.allow_other)
+                .map(|mounted| (mounted, control))
+                .map_err(|e| mount_error(&dir, &e, options.allow_other))
+        });
+    let (mounted, control) = match (started, report) {
+        (Ok(started), Some(report)) => {
+            report.ready();
+            started
+        }
+        (Ok(started), None) => started,
+        (Err(line), Some(report)) => {
+            report.failed(&line);
+            std::process::exit(1);
+        }
+        (Err(line), None) => return Err(line),
+    };
+    log::info!("mounted at {}", dir.display());
+    wait_for_stop(&signals, &mounted);
+    shut_down(control, mounted);
+    Ok(())
+}
+
+/// Checks the mount point, cleaning up a mount left by a killed daemon.
+fn prepare_mount_point(dir: &Path) -> Result<PathBuf, String> {
+    let shown = dir.display();
+    if session::is_stale(dir) {
+        log::info!("{shown}: cleaning up a mount left by a daemon that died");
+        session::unmount(dir)
+            .map_err(|e| format!("{shown}: cannot clean up the stale mount: {e}"))?;
+    }
+    let meta = std::fs::metadata(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{shown}: mount point does not exist"),
+        _ => format!("{shown}: {e}"),
+    })?;
+    if !meta.is_dir() {
+        return Err(format!("{shown}: mount point is not a directory"));
+    }
+    if session::is_mount_point(dir) {
+        return Err(format!("{shown}: already a mount point (unmount it first)"));
+    }
+    dir.canonicalize().map_err(|e| format!("{shown}: {e}"))
+}
+
+fn mount_error(dir: &Path, error: &std::io::Error, allow_other: bool) -> String {
+    let why = match error.raw_os_error() {
+        Some(libc::EPERM | libc::EACCES) if allow_other => {
+            "permission denied (allow_other needs 'user_allow_other' in /etc/fuse.conf)".to_owned()
+        }
+        Some(libc::EPERM | libc::EACCES) => {
+            "permission denied (mount as root, or install fuse3 for fusermount3)".to_owned()
+        }
+        _ => error.to_string(),
+    };
+    format!("{}: cannot mount: {why}", dir.display())
+}
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in this thread and every thread it
+/// starts, so that they are only ever taken by `wait_for_stop`.
+fn block_stop_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; the calls only fill and apply it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, signal);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// Waits for a stop signal, or for the mount to go away under us.
+fn wait_for_stop(signals: &libc::sigset_t, mounted: &Mounted) {
+    let poll = Duration::from_millis(200);
+    let timeout = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: poll.as_nanos() as libc::c_long,
+    };
+    loop {
+        // SAFETY: `signals` and `timeout` are valid for the call; a null
+        // siginfo pointer is allowed.
+        let signal = unsafe { libc::sigtimedwait(signals, std::ptr::null_mut(), &timeout) };
+        if signal > 0 {
+            log::info!("signal {signal}: unmounting");
+            return;
+        }
+        if mounted.is_finished() {
+            log::info!("unmounted from outside: exiting");
+            return;
+        }
+    }
+}
+
+/// Answers every waiting reader, then unmounts.
+fn shut_down(control: Control, mounted: Mounted) {
+    control.shut_down();
+    mounted.unmount();
+}

@@ -1,0 +1,637 @@
+//! The FUSE adapter: the only module that knows fuser. Each handler decodes
+//! the request, calls the core, and replies; errors go through `errno`.
+//!
+//! Nothing here blocks. A read on an empty slot parks its reply inside the
+//! slot; whichever thread makes it ready (a writer, the watchdog, shutdown)
+//! answers it.
+
+mod errno;
+pub mod session;
+mod signals;
+mod watchdog;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use fuser::{
+    AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation,
+    INodeNo, LockOwner, OpenAccMode, OpenFlags, PollEvents, PollFlags, PollNotifier, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyPoll, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use log::debug;
+
+use crate::slot::limits::InfoAttr;
+use crate::slot::queue::{ReadOutcome, Wakeups};
+use crate::slot::table::{Attr, Creator, Ino, Kind, Role, SlotDefaults, Table};
+use crate::slot::{Now, Parking, SlotError};
+use watchdog::Watchdog;
+
+/// Attributes and entries are never cached: `st_size` is the next message's
+/// size and names come and go with their servers.
+const NO_CACHE: Duration = Duration::ZERO;
+
+/// How long a lookup or create waits for the release of a slot that the same
+/// thread has just closed, before answering as if it were still open.
+const RELEASE_GRACE: Duration = Duration::from_millis(100);
+
+/// A read parked in a slot: the reply, and the thread to watch for signals.
+pub(crate) struct ParkedRead {
+    reply: ReplyData,
+    tid: u32,
+}
+
+/// fuser's types for the core's parked readers and poll waiters.
+pub(crate) struct Fuse;
+
+impl Parking for Fuse {
+    type Reader = ParkedRead;
+    type Poller = PollNotifier;
+}
+
+/// What the file system is given at mount time.
+#[derive(Clone, Copy, Debug)]
+pub struct FsConfig {
+    pub defaults: SlotDefaults,
+    /// Largest message the kernel hands over in one request.
+    pub transport_max: u32,
+    /// Longest a read may stay parked before the kernel's own request
+    /// timeout would abort the connection; `None` when the kernel has none.
+    pub park_cap: Option<Duration>,
+    /// Owner of the root directory.
+    pub owner: (u32, u32),
+}
+
+/// The state the handlers, the watchdog and shutdown share.
+pub(crate) struct Inner {
+    table: Table<Fuse>,
+    config: FsConfig,
+    watchdog: Watchdog,
+    shutting_down: AtomicBool,
+}
+
+/// The file system handed to fuser.
+pub struct MailslotFs(Arc<Inner>);
+
+/// The daemon's handle on a mounted file system, for shutdown.
+#[derive(Clone)]
+pub struct Control(Arc<Inner>);
+
+impl MailslotFs {
+    /// A new, empty mailslot namespace, with its watchdog thread running.
+    pub fn new(config: FsConfig) -> std::io::Result<(MailslotFs, Control)> {
+        let inner = Arc::new(Inner {
+            table: Table::new(config.defaults, config.owner, now()),
+            config,
+            watchdog: Watchdog::default(),
+            shutting_down: AtomicBool::new(false),
+        });
+        watchdog::start(Arc::clone(&inner))?;
+        Ok((MailslotFs(Arc::clone(&inner)), Control(inner)))
+    }
+}
+
+impl Control {
+    /// Answers every parked reader with end-of-file and makes every later
+    /// read do the same, so that no client is left hanging while the daemon
+    /// unmounts and exits.
+    pub fn shut_down(&self) {
+        self.0.shutting_down.store(true, Ordering::SeqCst);
+        for slot in self.0.table.slots() {
+            let wakeups = slot.lock().shut_down();
+            self.0.wake(wakeups);
+        }
+        self.0.watchdog.stop();
+    }
+}
+
+fn now() -> Now {
+    Now {
+        mono: Instant::now(),
+        wall: SystemTime::now(),
+    }
+}
+
+impl Inner {
+    /// Answers readers and notifies pollers that an operation made ready.
+    /// Called with no lock held.
+    fn wake(&self, wakeups: Wakeups<Fuse>) {
+        for (parked, result) in wakeups.readers {
+            self.watchdog.unparked();
+            answer_read(parked.reply, result, parked.tid);
+        }
+        for poller in wakeups.pollers {
+            if let Err(e) = poller.notify() {
+                debug!("poll notification failed: {e}");
+            }
+        }
+    }
+
+    fn attr(&self, attr: &Attr) -> FileAttr {
+        FileAttr {
+            ino: INodeNo(attr.ino),
+            size: attr.size,
+            blocks: 0,
+            atime: attr.atime,
+            mtime: attr.mtime,
+            ctime: attr.ctime,
+            crtime: attr.ctime,
+            kind: match attr.kind {
+                Kind::Directory => FileType::Directory,
+                Kind::Slot => FileType::RegularFile,
+            },
+            perm: attr.perm,
+            nlink: match attr.kind {
+                Kind::Directory => 2,
+                Kind::Slot => 1,
+            },
+            uid: attr.uid,
+            gid: attr.gid,
+            rdev: 0,
+            blksize: attr.io_size,
+            flags: 0,
+        }
+    }
+
+    fn lookup(&self, tid: u32, parent: Ino, name: &[u8], reply: ReplyEntry, may_wait: bool) {
+        if may_wait {
+            if let Some(closing) = self.table.closing_by(parent, name, tid) {
+                let name = name.to_vec();
+                self.watchdog.defer(closing, RELEASE_GRACE, move |inner| {
+                    inner.lookup(tid, parent, &name, reply, false)
+                });
+                return;
+            }
+        }
+        match self.table.lookup(parent, name) {
+            Ok(attr) => reply.entry(&NO_CACHE, &self.attr(&attr), Generation(0)),
+            Err(e) => reply.error(refuse("lookup", tid, e)),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        &self,
+        tid: u32,
+        parent: Ino,
+        name: &[u8],
+        flags: i32,
+        by: Creator,
+        reply: ReplyCreate,
+        may_wait: bool,
+    ) {
+        if may_wait {
+            if let Some(closing) = self.table.closing_by(parent, name, tid) {
+                let name = name.to_vec();
+                self.watchdog.defer(closing, RELEASE_GRACE, move |inner| {
+                    inner.create(tid, parent, &name, flags, by, reply, false)
+                });
+                return;
+            }
+        }
+        let wants_read = flags & libc::O_ACCMODE != libc::O_WRONLY;
+        let exclusive = flags & libc::O_EXCL != 0;
+        match self
+            .table
+            .create(parent, name, wants_read, exclusive, by, now())
+        {
+            Ok((attr, fh, _role)) => reply.created(
+                &NO_CACHE,
+                &self.attr(&attr),
+                Generation(0),
+                FileHandle(fh),
+                open_flags(),
+            ),
+            Err(e) => reply.error(refuse("create", tid, e)),
+        }
+    }
+}
+
+/// Every slot is a stream of whole messages: no page cache, no file
+/// position (so one descriptor can read on one thread and write on
+/// another), no seeking.
+fn open_flags() -> FopenFlags {
+    FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_STREAM | FopenFlags::FOPEN_NONSEEKABLE
+}
+
+/// Logs a refusal once, at the adapter boundary, and gives its errno.
+fn refuse(op: &str, pid: u32, error: SlotError) -> Errno {
+    debug!("{op} refused for pid {pid}: {error}");
+    errno::errno(error)
+}
+
+fn answer_read(reply: ReplyData, result: Result<Box<[u8]>, SlotError>, tid: u32) {
+    match result {
+        Ok(message) => reply.data(&message),
+        Err(e) => reply.error(refuse("read", tid, e)),
+    }
+}
+
+fn creator(req: &Request, mode: u32, umask: u32) -> Creator {
+    Creator {
+        uid: req.uid(),
+        gid: req.gid(),
+        perm: (mode & !umask & 0o7777) as u16,
+    }
+}
+
+/// Reply for an extended attribute value: the size probe, ERANGE when the
+/// caller's buffer is too small, or the bytes.
+fn reply_xattr(reply: ReplyXattr, size: u32, value: &[u8]) {
+    if size == 0 {
+        reply.size(value.len() as u32);
+    } else if (size as usize) < value.len() {
+        reply.error(Errno::ERANGE);
+    } else {
+        reply.data(value);
+    }
+}
+
+impl fuser::Filesystem for MailslotFs {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.0
+            .lookup(req.pid(), parent.0, name.as_bytes(), reply, true);
+    }
+
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.0.table.attr(ino.0) {
+            Ok(attr) => reply.attr(&NO_CACHE, &self.0.attr(&attr)),
+            Err(e) => reply.error(refuse("getattr", req.pid(), e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let perm = mode.map(|m| (m & 0o7777) as u16);
+        match self.0.table.setattr(ino.0, perm, (uid, gid), size, now()) {
+            Ok(attr) => reply.attr(&NO_CACHE, &self.0.attr(&attr)),
+            Err(e) => reply.error(refuse("setattr", req.pid(), e)),
+        }
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(refuse("mknod", req.pid(), SlotError::NotPermitted));
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let by = creator(req, mode, umask);
+        match self.0.table.mkdir(parent.0, name.as_bytes(), by, now()) {
+            Ok(attr) => reply.entry(&NO_CACHE, &self.0.attr(&attr), Generation(0)),
+            Err(e) => reply.error(refuse("mkdir", req.pid(), e)),
+        }
+    }
+
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        // A slot lives exactly as long as its server: it cannot be unlinked.
+        let error = match self.0.table.lookup(parent.0, name.as_bytes()) {
+            Ok(attr) if attr.kind == Kind::Directory => SlotError::IsADirectory,
+            Ok(_) => SlotError::NotPermitted,
+            Err(e) => e,
+        };
+        reply.error(refuse("unlink", req.pid(), error));
+    }
+
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.0.table.rmdir(parent.0, name.as_bytes(), now()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(refuse("rmdir", req.pid(), e)),
+        }
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        _parent: INodeNo,
+        _link_name: &OsStr,
+        _target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        reply.error(refuse("symlink", req.pid(), SlotError::NotPermitted));
+    }
+
+    fn rename(
+        &self,
+        req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        _flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(refuse("rename", req.pid(), SlotError::NotPermitted));
+    }
+
+    fn link(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        reply.error(refuse("link", req.pid(), SlotError::NotPermitted));
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let wants_read = flags.acc_mode() != OpenAccMode::O_WRONLY;
+        match self.0.table.open(ino.0, wants_read) {
+            Ok((fh, _role)) => reply.opened(FileHandle(fh), open_flags()),
+            Err(e) => reply.error(refuse("open", req.pid(), e)),
+        }
+    }
+
+    fn read(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _offset: u64,
+        size: u32,
+        flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let tid = req.pid();
+        let Some(handle) = self.0.table.handle(fh.0) else {
+            return reply.error(Errno::EBADF);
+        };
+        if handle.role != Role::Server {
+            return reply.error(refuse("read", tid, SlotError::WrongRole));
+        }
+        let nonblocking = flags.0 & libc::O_NONBLOCK != 0;
+        let parked = ParkedRead { reply, tid };
+        let outcome =
+            handle
+                .slot
+                .lock()
+                .read(parked, size, nonblocking, now(), self.0.config.park_cap);
+        match outcome {
+            ReadOutcome::Ready(parked, result, wakeups) => {
+                answer_read(parked.reply, result, tid);
+                self.0.wake(wakeups);
+            }
+            ReadOutcome::Parked => self.0.watchdog.parked(),
+        }
+    }
+
+    fn write(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let Some(handle) = self.0.table.handle(fh.0) else {
+            return reply.error(Errno::EBADF);
+        };
+        if handle.role != Role::Client {
+            return reply.error(refuse("write", req.pid(), SlotError::WrongRole));
+        }
+        let result = handle
+            .slot
+            .lock()
+            .write(data, now(), |parked| signals::pending(parked.tid));
+        match result {
+            Ok(wakeups) => {
+                reply.written(data.len() as u32);
+                self.0.wake(wakeups);
+            }
+            Err(e) => reply.error(refuse("write", req.pid(), e)),
+        }
+    }
+
+    fn flush(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        // Not "the handle is gone": bash's `>` flushes before it writes.
+        self.0.table.flush(fh.0, req.pid());
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        let (closed, wakeups) = self.0.table.release(fh.0, now());
+        reply.ok();
+        self.0.wake(wakeups);
+        if let Some(ino) = closed {
+            self.0.watchdog.released(&self.0, ino);
+        }
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        // Every message is queued when its write returns.
+        reply.ok();
+    }
+
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.0.table.attr(ino.0) {
+            Ok(attr) if attr.kind == Kind::Directory => {
+                reply.opened(FileHandle(0), FopenFlags::empty())
+            }
+            Ok(_) => reply.error(Errno::ENOTDIR),
+            Err(e) => reply.error(refuse("opendir", req.pid(), e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let entries = match self.0.table.readdir(ino.0) {
+            Ok(entries) => entries,
+            Err(e) => return reply.error(refuse("readdir", req.pid(), e)),
+        };
+        for (index, (child, kind, name)) in entries.into_iter().enumerate().skip(offset as usize) {
+            let kind = match kind {
+                Kind::Directory => FileType::Directory,
+                Kind::Slot => FileType::RegularFile,
+            };
+            if reply.add(INodeNo(child), index as u64 + 1, kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let files = self.0.table.node_count() as u64;
+        reply.statfs(0, 0, 0, files, u64::MAX - files, 4096, 255, 4096);
+    }
+
+    fn setxattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let Some(attr) = InfoAttr::from_name(name.as_bytes()) else {
+            return reply.error(Errno::ENOTSUP);
+        };
+        let transport_max = self.0.config.transport_max;
+        match self
+            .0
+            .table
+            .set_info(ino.0, attr, value, req.uid(), transport_max)
+        {
+            Ok(wakeups) => {
+                reply.ok();
+                self.0.wake(wakeups);
+            }
+            Err(e) => reply.error(refuse("setxattr", req.pid(), e)),
+        }
+    }
+
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let Some(attr) = InfoAttr::from_name(name.as_bytes()) else {
+            return reply.error(errno::errno(SlotError::NoSuchAttribute));
+        };
+        match self.0.table.info(ino.0) {
+            Ok(info) => reply_xattr(reply, size, attr.format(&info).as_bytes()),
+            Err(SlotError::IsADirectory) => reply.error(errno::errno(SlotError::NoSuchAttribute)),
+            Err(e) => reply.error(refuse("getxattr", req.pid(), e)),
+        }
+    }
+
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let names: Vec<u8> = match self.0.table.attr(ino.0) {
+            Ok(attr) if attr.kind == Kind::Slot => InfoAttr::ALL
+                .iter()
+                .flat_map(|a| a.name().bytes().chain([0]))
+                .collect(),
+            Ok(_) => Vec::new(),
+            Err(e) => return reply.error(refuse("listxattr", req.pid(), e)),
+        };
+        reply_xattr(reply, size, &names);
+    }
+
+    fn removexattr(&self, req: &Request, _ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let error = match InfoAttr::from_name(name.as_bytes()) {
+            Some(_) => SlotError::NotPermitted,
+            None => SlotError::NoSuchAttribute,
+        };
+        reply.error(refuse("removexattr", req.pid(), error));
+    }
+
+    fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        // The kernel checks permissions itself (default_permissions).
+        reply.ok();
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let by = creator(req, mode, umask);
+        self.0
+            .create(req.pid(), parent.0, name.as_bytes(), flags, by, reply, true);
+    }
+
+    fn poll(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        ph: PollNotifier,
+        _events: PollEvents,
+        flags: PollFlags,
+        reply: ReplyPoll,
+    ) {
+        let Some(handle) = self.0.table.handle(fh.0) else {
+            return reply.error(refuse("poll", req.pid(), SlotError::ServerGone));
+        };
+        let notify = flags
+            .contains(PollFlags::FUSE_POLL_SCHEDULE_NOTIFY)
+            .then_some(ph);
+        let ready = handle.slot.lock().poll(notify);
+        let mut events = PollEvents::empty();
+        match handle.role {
+            Role::Server if ready.readable || ready.hung_up => {
+                events |= PollEvents::POLLIN | PollEvents::POLLRDNORM
+            }
+            Role::Client if ready.writable => {
+                events |= PollEvents::POLLOUT | PollEvents::POLLWRNORM
+            }
+            _ => {}
+        }
+        if ready.hung_up {
+            events |= PollEvents::POLLHUP | PollEvents::POLLERR;
+        }
+        reply.poll(events);
+    }
+}

@@ -1,0 +1,137 @@
+//! The one thread that answers what nobody else will: parked reads whose
+//! deadline passed or whose thread got a signal, and lookups/creates that
+//! waited for a slot's release that never came.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::{Inner, now, signals};
+use crate::slot::table::Ino;
+
+/// How often parked readers are checked for deadlines and signals while any
+/// exist: a signalled reader returns within this plus a /proc read.
+const TICK: Duration = Duration::from_millis(20);
+
+type DeferredOp = Box<dyn FnOnce(&Inner) + Send>;
+
+struct Deferred {
+    ino: Ino,
+    deadline: Instant,
+    op: DeferredOp,
+}
+
+#[derive(Default)]
+struct State {
+    deferred: Vec<Deferred>,
+    stopped: bool,
+}
+
+/// Bookkeeping shared by the handlers and the watchdog thread.
+#[derive(Default)]
+pub(crate) struct Watchdog {
+    state: Mutex<State>,
+    wake: Condvar,
+    /// Reads parked anywhere. May dip below zero for a moment when a writer
+    /// answers a read before its handler counted it.
+    parked: AtomicIsize,
+}
+
+impl Watchdog {
+    /// A read was parked.
+    pub(crate) fn parked(&self) {
+        if self.parked.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.wake.notify_one();
+        }
+    }
+
+    /// A parked read was answered.
+    pub(crate) fn unparked(&self) {
+        self.parked.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Runs `op` when slot `ino` is released, or after `grace` at the latest.
+    pub(crate) fn defer(
+        &self,
+        ino: Ino,
+        grace: Duration,
+        op: impl FnOnce(&Inner) + Send + 'static,
+    ) {
+        let mut state = self.state.lock();
+        state.deferred.push(Deferred {
+            ino,
+            deadline: Instant::now() + grace,
+            op: Box::new(op),
+        });
+        self.wake.notify_one();
+    }
+
+    /// Slot `ino` was released: runs what waited for that.
+    pub(crate) fn released(&self, inner: &Inner, ino: Ino) {
+        let due = self.take(|d| d.ino == ino);
+        for d in due {
+            (d.op)(inner);
+        }
+    }
+
+    /// Ends the watchdog thread; deferred work runs at once.
+    pub(crate) fn stop(&self) {
+        self.state.lock().stopped = true;
+        self.wake.notify_one();
+    }
+
+    fn take(&self, due: impl Fn(&Deferred) -> bool) -> Vec<Deferred> {
+        let mut state = self.state.lock();
+        let (ready, waiting) = std::mem::take(&mut state.deferred)
+            .into_iter()
+            .partition(|d| due(d));
+        state.deferred = waiting;
+        ready
+    }
+}
+
+/// Starts the watchdog thread.
+pub(crate) fn start(inner: Arc<Inner>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("mailslot-watchdog".to_owned())
+        .spawn(move || run(&inner))
+        .map(drop)
+}
+
+fn run(inner: &Inner) {
+    let dog = &inner.watchdog;
+    loop {
+        {
+            let mut state = dog.state.lock();
+            if state.stopped {
+                break;
+            }
+            if dog.parked.load(Ordering::SeqCst) <= 0 && state.deferred.is_empty() {
+                dog.wake.wait(&mut state);
+                continue;
+            }
+            dog.wake.wait_for(&mut state, TICK);
+        }
+        let now = now();
+        for d in dog.take(|d| d.deadline <= now.mono) {
+            (d.op)(inner);
+        }
+        if dog.parked.load(Ordering::SeqCst) > 0 {
+            for slot in inner.table.slots() {
+                let wakeups = {
+                    let mut slot = slot.lock();
+                    if slot.parked_readers() == 0 {
+                        continue;
+                    }
+                    slot.expire(now, |parked| signals::pending(parked.tid))
+                };
+                inner.wake(wakeups);
+            }
+        }
+    }
+    for d in dog.take(|_| true) {
+        (d.op)(inner);
+    }
+}

@@ -1,0 +1,320 @@
+//! One mailslot's queue: messages, parked readers, poll waiters, limits.
+//!
+//! Nothing here blocks or sends anything. Operations that make a parked
+//! reader or a poller ready hand it back in [`Wakeups`]; the caller answers
+//! them after releasing the slot's lock.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::limits::{Limits, ReadTimeout, SlotInfo};
+use super::{Now, Parking, SlotError};
+
+/// What a reader gets: one whole message, or why not.
+pub type ReadResult = Result<Box<[u8]>, SlotError>;
+
+/// Readers and pollers that an operation made ready. Empty (and free: no
+/// allocation) in the common case of nobody waiting.
+pub struct Wakeups<K: Parking> {
+    /// Parked readers with their answer.
+    pub readers: Vec<(K::Reader, ReadResult)>,
+    /// Poll waiters to notify: the slot's readiness changed.
+    pub pollers: Vec<K::Poller>,
+}
+
+impl<K: Parking> Default for Wakeups<K> {
+    fn default() -> Self {
+        Wakeups {
+            readers: Vec::new(),
+            pollers: Vec::new(),
+        }
+    }
+}
+
+impl<K: Parking> Wakeups<K> {
+    /// Adds another operation's wakeups to these.
+    pub fn extend(&mut self, other: Wakeups<K>) {
+        self.readers.extend(other.readers);
+        self.pollers.extend(other.pollers);
+    }
+}
+
+/// The outcome of a read request.
+pub enum ReadOutcome<K: Parking> {
+    /// Answer the reader now.
+    Ready(K::Reader, ReadResult, Wakeups<K>),
+    /// The reader waits in the slot until a message, its deadline or a signal.
+    Parked,
+}
+
+/// Readiness for poll/select/epoll, per role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Readiness {
+    /// Server: a message waits.
+    pub readable: bool,
+    /// Client: a message would not be refused for quota.
+    pub writable: bool,
+    /// The slot is gone (its server closed it, or the daemon shuts down).
+    pub hung_up: bool,
+}
+
+/// Where a slot is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Life {
+    Open,
+    /// The server handle is released: clients get EPIPE.
+    Gone,
+    /// The daemon is stopping: reads see end-of-file, writes EPIPE.
+    ShutDown,
+}
+
+struct ParkedRead<R> {
+    reader: R,
+    buffer_size: u32,
+    /// When to give up, and with which error.
+    deadline: Option<(Instant, SlotError)>,
+}
+
+/// One mailslot.
+pub struct Slot<K: Parking> {
+    messages: VecDeque<Box<[u8]>>,
+    queued_bytes: u64,
+    limits: Limits,
+    keep_empty: bool,
+    readers: VecDeque<ParkedRead<K::Reader>>,
+    pollers: Vec<K::Poller>,
+    life: Life,
+    received: u64,
+    read: u64,
+    dropped: u64,
+    /// Last message arrival (st_mtime).
+    pub modified: SystemTime,
+    /// Last read (st_atime).
+    pub accessed: SystemTime,
+}
+
+impl<K: Parking> Slot<K> {
+    /// A new, empty slot. `keep_empty` keeps zero-length messages, which
+    /// are otherwise dropped because a 0-byte read means end-of-file.
+    pub fn new(limits: Limits, keep_empty: bool, now: Now) -> Self {
+        Slot {
+            messages: VecDeque::new(),
+            queued_bytes: 0,
+            limits,
+            keep_empty,
+            readers: VecDeque::new(),
+            pollers: Vec::new(),
+            life: Life::Open,
+            received: 0,
+            read: 0,
+            dropped: 0,
+            modified: now.wall,
+            accessed: now.wall,
+        }
+    }
+
+    /// Queues one message, or hands it straight to the oldest parked reader.
+    /// `interrupted` tells whether a parked reader has a signal pending: such
+    /// a reader is answered EINTR instead, so that a reader about to die
+    /// never takes a message with it.
+    pub fn write(
+        &mut self,
+        data: &[u8],
+        now: Now,
+        interrupted: impl Fn(&K::Reader) -> bool,
+    ) -> Result<Wakeups<K>, SlotError> {
+        if self.life != Life::Open {
+            return Err(SlotError::ServerGone);
+        }
+        if data.len() > self.limits.max_message_size as usize {
+            return Err(SlotError::MessageTooBig);
+        }
+        if data.is_empty() && !self.keep_empty {
+            self.dropped += 1;
+            return Ok(Wakeups::default());
+        }
+        if self.is_full(data.len()) {
+            self.dropped += 1;
+            return Err(SlotError::QuotaFull);
+        }
+        self.received += 1;
+        self.modified = now.wall;
+        let mut wakeups = Wakeups::default();
+        while let Some(parked) = self.readers.pop_front() {
+            if interrupted(&parked.reader) {
+                wakeups
+                    .readers
+                    .push((parked.reader, Err(SlotError::Interrupted)));
+            } else if parked.buffer_size < data.len() as u32 {
+                // Windows keeps the message and fails the read; the next
+                // reader in line may have room for it.
+                wakeups
+                    .readers
+                    .push((parked.reader, Err(SlotError::BufferTooSmall)));
+            } else {
+                self.read += 1;
+                self.accessed = now.wall;
+                wakeups.readers.push((parked.reader, Ok(data.into())));
+                return Ok(wakeups);
+            }
+        }
+        self.messages.push_back(data.into());
+        self.queued_bytes += data.len() as u64;
+        wakeups.pollers = std::mem::take(&mut self.pollers);
+        Ok(wakeups)
+    }
+
+    /// Reads the oldest message, or parks `reader` until one arrives.
+    /// `park_cap` bounds any wait (the kernel's request timeout); a reader
+    /// that reaches it is answered EINTR, which read(2) callers retry.
+    pub fn read(
+        &mut self,
+        reader: K::Reader,
+        buffer_size: u32,
+        nonblocking: bool,
+        now: Now,
+        park_cap: Option<Duration>,
+    ) -> ReadOutcome<K> {
+        if self.life == Life::ShutDown {
+            return ReadOutcome::Ready(reader, Ok(Box::default()), Wakeups::default());
+        }
+        if let Some(head) = self.messages.front() {
+            if head.len() > buffer_size as usize {
+                return ReadOutcome::Ready(
+                    reader,
+                    Err(SlotError::BufferTooSmall),
+                    Wakeups::default(),
+                );
+            }
+            let message = self.pop(now);
+            let wakeups = Wakeups {
+                readers: Vec::new(),
+                pollers: std::mem::take(&mut self.pollers),
+            };
+            return ReadOutcome::Ready(reader, Ok(message), wakeups);
+        }
+        let own_deadline = match self.limits.read_timeout {
+            _ if nonblocking => Some(Duration::ZERO),
+            ReadTimeout::After(d) => Some(d),
+            ReadTimeout::Forever => None,
+        };
+        if own_deadline == Some(Duration::ZERO) {
+            return ReadOutcome::Ready(reader, Err(SlotError::WouldBlock), Wakeups::default());
+        }
+        let deadline = match (own_deadline, park_cap) {
+            (Some(own), Some(cap)) if cap < own => Some((now.mono + cap, SlotError::Interrupted)),
+            (Some(own), _) => Some((now.mono + own, SlotError::TimedOut)),
+            (None, Some(cap)) => Some((now.mono + cap, SlotError::Interrupted)),
+            (None, None) => None,
+        };
+        self.readers.push_back(ParkedRead {
+            reader,
+            buffer_size,
+            deadline,
+        });
+        ReadOutcome::Parked
+    }
+
+    fn pop(&mut self, now: Now) -> Box<[u8]> {
+        let message = self.messages.pop_front().unwrap_or_default();
+        self.queued_bytes -= message.len() as u64;
+        self.read += 1;
+        self.accessed = now.wall;
+        message
+    }
+
+    /// Answers parked readers whose deadline passed or that have a signal
+    /// pending, leaving every message queued.
+    pub fn expire(&mut self, now: Now, interrupted: impl Fn(&K::Reader) -> bool) -> Wakeups<K> {
+        let mut wakeups = Wakeups::default();
+        let mut kept = VecDeque::with_capacity(self.readers.len());
+        for parked in self.readers.drain(..) {
+            match parked.deadline {
+                Some((at, error)) if at <= now.mono => {
+                    wakeups.readers.push((parked.reader, Err(error)))
+                }
+                _ if interrupted(&parked.reader) => wakeups
+                    .readers
+                    .push((parked.reader, Err(SlotError::Interrupted))),
+                _ => kept.push_back(parked),
+            }
+        }
+        self.readers = kept;
+        wakeups
+    }
+
+    /// Number of readers parked here.
+    pub fn parked_readers(&self) -> usize {
+        self.readers.len()
+    }
+
+    /// The server released its handle: the slot and its messages are gone.
+    pub fn close(&mut self) -> Wakeups<K> {
+        self.end(Life::Gone)
+    }
+
+    /// The daemon stops: parked readers see end-of-file, pollers a hang-up.
+    pub fn shut_down(&mut self) -> Wakeups<K> {
+        self.end(Life::ShutDown)
+    }
+
+    fn end(&mut self, life: Life) -> Wakeups<K> {
+        self.life = life;
+        self.messages.clear();
+        self.queued_bytes = 0;
+        let answer = |r| match life {
+            Life::ShutDown => (r, Ok(Box::default())),
+            _ => (r, Err(SlotError::ServerGone)),
+        };
+        Wakeups {
+            readers: self.readers.drain(..).map(|p| answer(p.reader)).collect(),
+            pollers: std::mem::take(&mut self.pollers),
+        }
+    }
+
+    /// Readiness now; `poller` (when given) is kept and handed back in the
+    /// next [`Wakeups`] so the caller can notify it.
+    pub fn poll(&mut self, poller: Option<K::Poller>) -> Readiness {
+        if let Some(p) = poller {
+            self.pollers.push(p);
+        }
+        Readiness {
+            readable: !self.messages.is_empty(),
+            writable: self.life == Life::Open && !self.is_full(0),
+            hung_up: self.life != Life::Open,
+        }
+    }
+
+    fn is_full(&self, incoming: usize) -> bool {
+        self.messages.len() >= self.limits.quota_messages as usize
+            || self.queued_bytes + incoming as u64 > self.limits.quota_bytes
+    }
+
+    /// Size of the next message (`st_size`), 0 when none.
+    pub fn next_size(&self) -> u64 {
+        self.messages.front().map_or(0, |m| m.len() as u64)
+    }
+
+    /// The GetMailslotInfo figures and totals.
+    pub fn info(&self) -> SlotInfo {
+        SlotInfo {
+            limits: self.limits,
+            next_size: self.messages.front().map(|m| m.len() as u32),
+            message_count: self.messages.len() as u32,
+            queued_bytes: self.queued_bytes,
+            received: self.received,
+            read: self.read,
+            dropped: self.dropped,
+        }
+    }
+
+    /// SetMailslotInfo: new limits apply to the next write and read.
+    /// Pollers are woken because a changed quota changes writability.
+    pub fn set_limits(&mut self, limits: Limits) -> Wakeups<K> {
+        self.limits = limits;
+        Wakeups {
+            readers: Vec::new(),
+            pollers: std::mem::take(&mut self.pollers),
+        }
+    }
+}

@@ -1,0 +1,550 @@
+//! The namespace: directories, slots, inode numbers and open handles, and the
+//! rule that a slot lives exactly as long as its server handle.
+//!
+//! Lock order: `tree` before any slot's lock; `handles` is never held while
+//! taking another lock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use parking_lot::{Mutex, RwLock};
+
+use super::limits::{InfoAttr, Limits, SlotInfo};
+use super::name::{Name, key_of};
+use super::queue::{Slot, Wakeups};
+use super::{Now, Parking, SlotError};
+
+/// An inode number. Numbers are never reused, so a stale one is simply gone.
+pub type Ino = u64;
+/// An open file handle number (one per open file description).
+pub type Fh = u64;
+/// The root directory's inode number.
+pub const ROOT: Ino = 1;
+
+/// A shared, lockable slot.
+pub type SlotRef<K> = Arc<Mutex<Slot<K>>>;
+
+/// Directory or slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Directory,
+    Slot,
+}
+
+/// What `stat` shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: Ino,
+    pub kind: Kind,
+    /// For a slot, the size of the next message.
+    pub size: u64,
+    /// Permission bits (including setuid/setgid/sticky), no file type.
+    pub perm: u16,
+    pub uid: u32,
+    pub gid: u32,
+    pub atime: SystemTime,
+    pub mtime: SystemTime,
+    pub ctime: SystemTime,
+    /// Preferred I/O size (`st_blksize`): for a slot, at least its maximum
+    /// message size, so tools that size their buffer by it (`cat`) always
+    /// read whole messages.
+    pub io_size: u32,
+}
+
+/// Who is creating a node, with the mode already reduced by the umask.
+#[derive(Clone, Copy, Debug)]
+pub struct Creator {
+    pub uid: u32,
+    pub gid: u32,
+    pub perm: u16,
+}
+
+/// The two ends of a mailslot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The creator's handle: the only one that reads.
+    Server,
+    /// Any other open: write-only.
+    Client,
+}
+
+/// An open handle: which slot, and which end.
+pub struct Handle<K: Parking> {
+    pub ino: Ino,
+    pub role: Role,
+    pub slot: SlotRef<K>,
+}
+
+impl<K: Parking> Clone for Handle<K> {
+    fn clone(&self) -> Self {
+        Handle {
+            ino: self.ino,
+            role: self.role,
+            slot: Arc::clone(&self.slot),
+        }
+    }
+}
+
+/// Mount-wide settings every new slot starts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotDefaults {
+    pub limits: Limits,
+    pub keep_empty: bool,
+}
+
+enum Content<K: Parking> {
+    Directory {
+        children: HashMap<String, Ino>,
+    },
+    Slot {
+        slot: SlotRef<K>,
+        /// The thread that last flushed (closed a descriptor of) the server
+        /// handle: its release is probably on its way.
+        closing_tid: Option<u32>,
+    },
+}
+
+struct Node<K: Parking> {
+    parent: Ino,
+    name: Name,
+    perm: u16,
+    uid: u32,
+    gid: u32,
+    ctime: SystemTime,
+    mtime: SystemTime,
+    content: Content<K>,
+}
+
+struct Tree<K: Parking> {
+    nodes: HashMap<Ino, Node<K>>,
+    next_ino: Ino,
+}
+
+/// Every directory, slot and handle of one mount.
+pub struct Table<K: Parking> {
+    tree: RwLock<Tree<K>>,
+    handles: RwLock<HashMap<Fh, Handle<K>>>,
+    next_fh: AtomicU64,
+    defaults: SlotDefaults,
+}
+
+impl<K: Parking> Table<K> {
+    /// An empty namespace whose root belongs to `owner` and, like /tmp,
+    /// lets everyone create slots (mode 1777).
+    pub fn new(defaults: SlotDefaults, owner: (u32, u32), now: Now) -> Self {
+        let root = Node {
+            parent: ROOT,
+            name: Name::parse(b"mailslot").unwrap_or_else(|_| unreachable!()),
+            perm: 0o1777,
+            uid: owner.0,
+            gid: owner.1,
+            ctime: now.wall,
+            mtime: now.wall,
+            content: Content::Directory {
+                children: HashMap::new(),
+            },
+        };
+        Table {
+            tree: RwLock::new(Tree {
+                nodes: HashMap::from([(ROOT, root)]),
+                next_ino: ROOT + 1,
+            }),
+            handles: RwLock::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            defaults,
+        }
+    }
+
+    /// The mount-wide defaults.
+    pub fn defaults(&self) -> SlotDefaults {
+        self.defaults
+    }
+
+    /// Finds `name` in directory `parent`, ignoring ASCII case.
+    pub fn lookup(&self, parent: Ino, name: &[u8]) -> Result<Attr, SlotError> {
+        let tree = self.tree.read();
+        let ino = tree.child(parent, name)?.ok_or(SlotError::NotFound)?;
+        tree.attr(ino)
+    }
+
+    /// `stat` of an inode.
+    pub fn attr(&self, ino: Ino) -> Result<Attr, SlotError> {
+        self.tree.read().attr(ino)
+    }
+
+    /// If `name` in `parent` is a slot whose server handle thread `tid` has
+    /// just closed a descriptor of, the slot's inode: its release may still
+    /// be in flight, and a lookup or create by that thread should wait for it.
+    pub fn closing_by(&self, parent: Ino, name: &[u8], tid: u32) -> Option<Ino> {
+        let tree = self.tree.read();
+        let ino = tree.child(parent, name).ok()??;
+        match tree.nodes.get(&ino)?.content {
+            Content::Slot {
+                closing_tid: Some(t),
+                ..
+            } if t == tid => Some(ino),
+            _ => None,
+        }
+    }
+
+    /// `mkdir`.
+    pub fn mkdir(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        by: Creator,
+        now: Now,
+    ) -> Result<Attr, SlotError> {
+        let name = Name::parse(name)?;
+        let mut tree = self.tree.write();
+        let ino = tree.insert(
+            parent,
+            name,
+            by,
+            now,
+            Content::Directory {
+                children: HashMap::new(),
+            },
+        )?;
+        tree.attr(ino)
+    }
+
+    /// `rmdir`: only empty directories; slots are never removed by name.
+    pub fn rmdir(&self, parent: Ino, name: &[u8], now: Now) -> Result<(), SlotError> {
+        let mut tree = self.tree.write();
+        let ino = tree.child(parent, name)?.ok_or(SlotError::NotFound)?;
+        match tree.nodes.get(&ino).map(|n| &n.content) {
+            Some(Content::Directory { children }) if children.is_empty() => {}
+            Some(Content::Directory { .. }) => return Err(SlotError::NotEmpty),
+            _ => return Err(SlotError::NotADirectory),
+        }
+        tree.remove(ino, now);
+        Ok(())
+    }
+
+    /// `open(O_CREAT)` of a name. With read access this creates the slot and
+    /// returns its server handle; write-only callers are clients, who cannot
+    /// create (ENOENT) but open an existing slot when `exclusive` is unset.
+    pub fn create(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        wants_read: bool,
+        exclusive: bool,
+        by: Creator,
+        now: Now,
+    ) -> Result<(Attr, Fh, Role), SlotError> {
+        let name = Name::parse(name)?;
+        let mut tree = self.tree.write();
+        if let Some(ino) = tree.child(parent, name.spelling().as_bytes())? {
+            if exclusive {
+                return Err(SlotError::Exists);
+            }
+            drop(tree);
+            let (fh, role) = self.open(ino, wants_read)?;
+            return Ok((self.attr(ino)?, fh, role));
+        }
+        if !wants_read {
+            return Err(SlotError::NotFound);
+        }
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let slot = Arc::new(Mutex::new(Slot::new(
+            self.defaults.limits,
+            self.defaults.keep_empty,
+            now,
+        )));
+        let content = Content::Slot {
+            slot: Arc::clone(&slot),
+            closing_tid: None,
+        };
+        let ino = tree.insert(parent, name, by, now, content)?;
+        let attr = tree.attr(ino)?;
+        drop(tree);
+        self.handles.write().insert(
+            fh,
+            Handle {
+                ino,
+                role: Role::Server,
+                slot,
+            },
+        );
+        Ok((attr, fh, Role::Server))
+    }
+
+    /// `open` of an existing slot: write-only opens are clients; read access
+    /// is refused because only the server reads.
+    pub fn open(&self, ino: Ino, wants_read: bool) -> Result<(Fh, Role), SlotError> {
+        let tree = self.tree.read();
+        let node = tree.nodes.get(&ino).ok_or(SlotError::NotFound)?;
+        let Content::Slot { slot, .. } = &node.content else {
+            return Err(SlotError::IsADirectory);
+        };
+        if wants_read {
+            return Err(SlotError::ReadDenied);
+        }
+        let handle = Handle {
+            ino,
+            role: Role::Client,
+            slot: Arc::clone(slot),
+        };
+        drop(tree);
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.handles.write().insert(fh, handle);
+        Ok((fh, Role::Client))
+    }
+
+    /// The handle behind `fh`.
+    pub fn handle(&self, fh: Fh) -> Option<Handle<K>> {
+        self.handles.read().get(&fh).cloned()
+    }
+
+    /// A descriptor of handle `fh` was closed by thread `tid`. For a server
+    /// handle this marks the slot as probably closing (see [`Table::closing_by`]).
+    pub fn flush(&self, fh: Fh, tid: u32) {
+        let Some(handle) = self.handle(fh) else {
+            return;
+        };
+        if handle.role != Role::Server {
+            return;
+        }
+        if let Some(Node {
+            content: Content::Slot { closing_tid, .. },
+            ..
+        }) = self.tree.write().nodes.get_mut(&handle.ino)
+        {
+            *closing_tid = Some(tid);
+        }
+    }
+
+    /// The last reference to handle `fh` is gone. Releasing a server handle
+    /// removes its slot at once, with its messages; returns the slot's inode
+    /// in that case, and whom to wake.
+    pub fn release(&self, fh: Fh, now: Now) -> (Option<Ino>, Wakeups<K>) {
+        let Some(handle) = self.handles.write().remove(&fh) else {
+            return (None, Wakeups::default());
+        };
+        if handle.role != Role::Server {
+            return (None, Wakeups::default());
+        }
+        self.tree.write().remove(handle.ino, now);
+        let wakeups = handle.slot.lock().close();
+        (Some(handle.ino), wakeups)
+    }
+
+    /// Directory listing: `(inode, kind, spelling)`, with `.` and `..` first.
+    pub fn readdir(&self, ino: Ino) -> Result<Vec<(Ino, Kind, String)>, SlotError> {
+        let tree = self.tree.read();
+        let node = tree.nodes.get(&ino).ok_or(SlotError::NotFound)?;
+        let Content::Directory { children } = &node.content else {
+            return Err(SlotError::NotADirectory);
+        };
+        let mut entries = vec![
+            (ino, Kind::Directory, ".".to_owned()),
+            (node.parent, Kind::Directory, "..".to_owned()),
+        ];
+        let mut named: Vec<_> = children
+            .values()
+            .filter_map(|child| tree.nodes.get(child).map(|n| (*child, n)))
+            .map(|(child, n)| (child, n.content.kind(), n.name.spelling().to_owned()))
+            .collect();
+        named.sort_by_key(|(child, ..)| *child);
+        entries.extend(named);
+        Ok(entries)
+    }
+
+    /// `chmod`/`chown`/`truncate`. The kernel has already checked who may
+    /// (`default_permissions`). Truncating a slot to 0 is accepted and does
+    /// nothing, because `echo hi > slot` opens with O_TRUNC; any other size
+    /// would mean editing messages, which is refused.
+    pub fn setattr(
+        &self,
+        ino: Ino,
+        perm: Option<u16>,
+        owner: (Option<u32>, Option<u32>),
+        size: Option<u64>,
+        now: Now,
+    ) -> Result<Attr, SlotError> {
+        let mut tree = self.tree.write();
+        let node = tree.nodes.get_mut(&ino).ok_or(SlotError::NotFound)?;
+        match (size, &node.content) {
+            (None | Some(0), Content::Slot { .. }) => {}
+            (Some(_), Content::Slot { .. }) => return Err(SlotError::NotPermitted),
+            (Some(_), Content::Directory { .. }) => return Err(SlotError::IsADirectory),
+            (None, Content::Directory { .. }) => {}
+        }
+        if let Some(perm) = perm {
+            node.perm = perm & 0o7777;
+        }
+        node.uid = owner.0.unwrap_or(node.uid);
+        node.gid = owner.1.unwrap_or(node.gid);
+        node.ctime = now.wall;
+        tree.attr(ino)
+    }
+
+    /// The GetMailslotInfo figures of a slot.
+    pub fn info(&self, ino: Ino) -> Result<SlotInfo, SlotError> {
+        Ok(self.slot(ino)?.lock().info())
+    }
+
+    /// SetMailslotInfo through an extended attribute: only the slot's owner
+    /// (or root) may, and the result must still be a valid set of limits.
+    pub fn set_info(
+        &self,
+        ino: Ino,
+        attr: InfoAttr,
+        value: &[u8],
+        uid: u32,
+        transport_max: u32,
+    ) -> Result<Wakeups<K>, SlotError> {
+        let owner = self.attr(ino)?.uid;
+        if uid != 0 && uid != owner {
+            return Err(SlotError::NotPermitted);
+        }
+        let slot = self.slot(ino)?;
+        let mut slot = slot.lock();
+        let mut limits = slot.info().limits;
+        attr.apply(value, &mut limits)?;
+        limits
+            .validate(transport_max)
+            .map_err(|_| SlotError::InvalidValue)?;
+        Ok(slot.set_limits(limits))
+    }
+
+    fn slot(&self, ino: Ino) -> Result<SlotRef<K>, SlotError> {
+        match &self
+            .tree
+            .read()
+            .nodes
+            .get(&ino)
+            .ok_or(SlotError::NotFound)?
+            .content
+        {
+            Content::Slot { slot, .. } => Ok(Arc::clone(slot)),
+            Content::Directory { .. } => Err(SlotError::IsADirectory),
+        }
+    }
+
+    /// Every live slot, for sweeps (timeouts, signals) and shutdown.
+    pub fn slots(&self) -> Vec<SlotRef<K>> {
+        self.tree
+            .read()
+            .nodes
+            .values()
+            .filter_map(|n| match &n.content {
+                Content::Slot { slot, .. } => Some(Arc::clone(slot)),
+                Content::Directory { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Number of directories and slots, for `statfs`.
+    pub fn node_count(&self) -> usize {
+        self.tree.read().nodes.len()
+    }
+}
+
+impl<K: Parking> Content<K> {
+    fn kind(&self) -> Kind {
+        match self {
+            Content::Directory { .. } => Kind::Directory,
+            Content::Slot { .. } => Kind::Slot,
+        }
+    }
+}
+
+impl<K: Parking> Tree<K> {
+    /// The child of `parent` named `name` (any case), if any.
+    fn child(&self, parent: Ino, name: &[u8]) -> Result<Option<Ino>, SlotError> {
+        let node = self.nodes.get(&parent).ok_or(SlotError::NotFound)?;
+        let Content::Directory { children } = &node.content else {
+            return Err(SlotError::NotADirectory);
+        };
+        let name = std::str::from_utf8(name).map_err(|_| SlotError::InvalidName)?;
+        Ok(children.get(&key_of(name)).copied())
+    }
+
+    fn insert(
+        &mut self,
+        parent: Ino,
+        name: Name,
+        by: Creator,
+        now: Now,
+        content: Content<K>,
+    ) -> Result<Ino, SlotError> {
+        let ino = self.next_ino;
+        let dir = self.nodes.get_mut(&parent).ok_or(SlotError::NotFound)?;
+        let Content::Directory { children } = &mut dir.content else {
+            return Err(SlotError::NotADirectory);
+        };
+        if children.contains_key(name.key()) {
+            return Err(SlotError::Exists);
+        }
+        children.insert(name.key().to_owned(), ino);
+        dir.mtime = now.wall;
+        dir.ctime = now.wall;
+        self.next_ino += 1;
+        self.nodes.insert(
+            ino,
+            Node {
+                parent,
+                name,
+                perm: by.perm & 0o7777,
+                uid: by.uid,
+                gid: by.gid,
+                ctime: now.wall,
+                mtime: now.wall,
+                content,
+            },
+        );
+        Ok(ino)
+    }
+
+    fn remove(&mut self, ino: Ino, now: Now) {
+        let Some(node) = self.nodes.remove(&ino) else {
+            return;
+        };
+        if let Some(Node {
+            content: Content::Directory { children },
+            mtime,
+            ctime,
+            ..
+        }) = self.nodes.get_mut(&node.parent)
+        {
+            children.remove(node.name.key());
+            *mtime = now.wall;
+            *ctime = now.wall;
+        }
+    }
+
+    fn attr(&self, ino: Ino) -> Result<Attr, SlotError> {
+        let node = self.nodes.get(&ino).ok_or(SlotError::NotFound)?;
+        let (kind, size, atime, mtime, max_message) = match &node.content {
+            Content::Directory { .. } => (Kind::Directory, 0, node.mtime, node.mtime, 0),
+            Content::Slot { slot, .. } => {
+                let slot = slot.lock();
+                let max = slot.info().limits.max_message_size;
+                (
+                    Kind::Slot,
+                    slot.next_size(),
+                    slot.accessed,
+                    slot.modified,
+                    max,
+                )
+            }
+        };
+        Ok(Attr {
+            ino,
+            kind,
+            size,
+            perm: node.perm,
+            uid: node.uid,
+            gid: node.gid,
+            atime,
+            mtime,
+            ctime: node.ctime,
+            io_size: max_message.max(4096).next_power_of_two(),
+        })
+    }
+}

@@ -1,0 +1,197 @@
+//! `serve`, `send` and `info`: mailslots for people who would rather not
+//! open files by hand. They use nothing but ordinary file calls on the mount.
+
+use std::fs::OpenOptions;
+use std::io::{self, BufRead, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+
+use std::path::Path;
+
+use crate::cli::{Framing, InfoArgs, SendArgs, ServeArgs, slot_path};
+use crate::slot::limits::InfoAttr;
+
+/// `serve`: creates the slot and prints messages as they arrive.
+pub fn serve(args: &ServeArgs) -> Result<(), String> {
+    let path = slot_path(&args.slot);
+    let shown = path.display().to_string();
+    let slot = OpenOptions::new()
+        .read(true)
+        // Not create_new(): std insists on write access for that, and a
+        // server handle is read-only.
+        .custom_flags(libc::O_CREAT | libc::O_EXCL)
+        .mode(0o666)
+        .open(&path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::EEXIST) => format!("{shown}: a server already has this mailslot"),
+            _ => format!("{shown}: cannot create the mailslot: {e}"),
+        })?;
+    if let Some(ms) = args.timeout {
+        set_xattr(&path, InfoAttr::ReadTimeoutMs, &ms.to_string())
+            .map_err(|e| format!("{shown}: cannot set the read timeout: {e}"))?;
+    }
+    let max: usize = get_xattr(&path, InfoAttr::MaxMessageSize)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64 * 1024);
+    let mut buf = vec![0u8; max];
+    let mut out = io::stdout().lock();
+    let mut received = 0u64;
+    while args.count.is_none_or(|n| received < n) {
+        // SAFETY: `buf` is a valid writable buffer of `buf.len()` bytes.
+        let n = unsafe { libc::read(slot.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::ETIMEDOUT) if args.count.is_none() => return Ok(()),
+                Some(libc::ETIMEDOUT) => {
+                    return Err(format!(
+                        "{shown}: timed out after {received} of {} messages",
+                        args.count.unwrap_or_default()
+                    ));
+                }
+                _ => return Err(format!("{shown}: read failed: {e}")),
+            }
+        }
+        if n == 0 {
+            // The daemon is shutting down.
+            return Ok(());
+        }
+        received += 1;
+        write_framed(&mut out, &buf[..n as usize], args.framing)
+            .and_then(|()| out.flush())
+            .map_err(|e| format!("standard output: {e}"))?;
+    }
+    Ok(())
+}
+
+fn write_framed(out: &mut impl Write, message: &[u8], framing: Framing) -> io::Result<()> {
+    match framing {
+        Framing::Line => {
+            out.write_all(message)?;
+            if !message.ends_with(b"\n") {
+                out.write_all(b"\n")?;
+            }
+            Ok(())
+        }
+        Framing::Nul => {
+            out.write_all(message)?;
+            out.write_all(b"\0")
+        }
+        Framing::Netstring => {
+            write!(out, "{}:", message.len())?;
+            out.write_all(message)?;
+            out.write_all(b",")
+        }
+        Framing::Raw => out.write_all(message),
+    }
+}
+
+/// `send`: each argument, each stdin line, or all of stdin is one message.
+pub fn send(args: &SendArgs) -> Result<(), String> {
+    let path = slot_path(&args.slot);
+    let shown = path.display().to_string();
+    let mut slot = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) => format!("{shown}: no such mailslot (no server has created it)"),
+            _ => format!("{shown}: cannot open the mailslot: {e}"),
+        })?;
+    let mut send_one = |message: &[u8]| {
+        slot.write(message).map(drop).map_err(|e| {
+            let why = match e.raw_os_error() {
+                Some(libc::EMSGSIZE) => format!(
+                    "a message of {} bytes is larger than the mailslot's maximum",
+                    message.len()
+                ),
+                Some(libc::ENOBUFS) => "the mailslot's queue is full".to_owned(),
+                Some(libc::EPIPE) => "the server has closed the mailslot".to_owned(),
+                _ => e.to_string(),
+            };
+            format!("{shown}: {why}")
+        })
+    };
+    if !args.messages.is_empty() {
+        return args
+            .messages
+            .iter()
+            .try_for_each(|m| send_one(m.as_bytes()));
+    }
+    let stdin = io::stdin();
+    if args.whole {
+        let mut all = Vec::new();
+        stdin
+            .lock()
+            .read_to_end(&mut all)
+            .map_err(|e| format!("standard input: {e}"))?;
+        return send_one(&all);
+    }
+    for line in stdin.lock().split(b'\n') {
+        send_one(&line.map_err(|e| format!("standard input: {e}"))?)?;
+    }
+    Ok(())
+}
+
+/// `info`: the GetMailslotInfo figures, one `name: value` line each.
+pub fn info(args: &InfoArgs) -> Result<(), String> {
+    let path = slot_path(&args.slot);
+    let shown = path.display().to_string();
+    let mut out = io::stdout().lock();
+    for attr in InfoAttr::ALL {
+        let value = get_xattr(&path, attr).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) => format!("{shown}: no such mailslot"),
+            Some(libc::ENODATA) => format!("{shown}: not a mailslot"),
+            _ => format!("{shown}: {e}"),
+        })?;
+        let short = attr.name().trim_start_matches("user.mailslot.");
+        writeln!(out, "{short}: {value}").map_err(|e| format!("standard output: {e}"))?;
+    }
+    Ok(())
+}
+
+fn c_path(path: &Path) -> io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::ErrorKind::InvalidInput.into())
+}
+
+fn get_xattr(path: &Path, attr: InfoAttr) -> io::Result<String> {
+    let path = c_path(path)?;
+    let name = std::ffi::CString::new(attr.name()).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let mut buf = [0u8; 64];
+    // SAFETY: both strings are NUL-terminated and `buf` is writable for its length.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(String::from_utf8_lossy(&buf[..n as usize]).into_owned())
+}
+
+fn set_xattr(path: &Path, attr: InfoAttr, value: &str) -> io::Result<()> {
+    let path = c_path(path)?;
+    let name = std::ffi::CString::new(attr.name()).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: both strings are NUL-terminated and `value` is readable for its length.
+    let rc = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
