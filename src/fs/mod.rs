@@ -157,14 +157,12 @@ impl Inner {
     }
 
     fn lookup(&self, tid: u32, parent: Ino, name: &[u8], reply: ReplyEntry, may_wait: bool) {
-        if may_wait {
-            if let Some(closing) = self.table.closing_by(parent, name, tid) {
-                let name = name.to_vec();
-                self.watchdog.defer(closing, RELEASE_GRACE, move |inner| {
-                    inner.lookup(tid, parent, &name, reply, false)
-                });
-                return;
-            }
+        if may_wait && let Some(closing) = self.table.closing_by(parent, name, tid) {
+            let name = name.to_vec();
+            self.watchdog.defer(closing, RELEASE_GRACE, move |inner| {
+                inner.lookup(tid, parent, &name, reply, false)
+            });
+            return;
         }
         match self.table.lookup(parent, name) {
             Ok(attr) => reply.entry(&NO_CACHE, &self.attr(&attr), Generation(0)),
@@ -183,14 +181,12 @@ impl Inner {
         reply: ReplyCreate,
         may_wait: bool,
     ) {
-        if may_wait {
-            if let Some(closing) = self.table.closing_by(parent, name, tid) {
-                let name = name.to_vec();
-                self.watchdog.defer(closing, RELEASE_GRACE, move |inner| {
-                    inner.create(tid, parent, &name, flags, by, reply, false)
-                });
-                return;
-            }
+        if may_wait && let Some(closing) = self.table.closing_by(parent, name, tid) {
+            let name = name.to_vec();
+            self.watchdog.defer(closing, RELEASE_GRACE, move |inner| {
+                inner.create(tid, parent, &name, flags, by, reply, false)
+            });
+            return;
         }
         let wants_read = flags & libc::O_ACCMODE != libc::O_WRONLY;
         let exclusive = flags & libc::O_EXCL != 0;
