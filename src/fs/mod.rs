@@ -50,6 +50,10 @@ pub(crate) struct Fuse;
 impl Parking for Fuse {
     type Reader = ParkedRead;
     type Poller = PollNotifier;
+
+    fn same_poller(a: &PollNotifier, b: &PollNotifier) -> bool {
+        a.handle().0 == b.handle().0
+    }
 }
 
 /// What the file system is given at mount time.

@@ -39,4 +39,10 @@ pub struct Now {
 pub trait Parking: 'static {
     type Reader: Send;
     type Poller: Send;
+
+    /// Whether two poll waiters stand for the same kernel poll handle, so a
+    /// program that polls again and again keeps one entry, not thousands.
+    fn same_poller(_a: &Self::Poller, _b: &Self::Poller) -> bool {
+        false
+    }
 }

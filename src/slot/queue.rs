@@ -276,6 +276,7 @@ impl<K: Parking> Slot<K> {
     /// next [`Wakeups`] so the caller can notify it.
     pub fn poll(&mut self, poller: Option<K::Poller>) -> Readiness {
         if let Some(p) = poller {
+            self.pollers.retain(|kept| !K::same_poller(kept, &p));
             self.pollers.push(p);
         }
         Readiness {
