@@ -164,6 +164,7 @@ impl Inner {
         if may_wait && let Some(closing) = self.table.closing_by(parent, name, tid) {
             let name = name.to_vec();
             self.watchdog.defer(closing, RELEASE_GRACE, move |inner| {
+                inner.table.forget_closing(closing);
                 inner.lookup(tid, parent, &name, reply, false)
             });
             return;
@@ -188,6 +189,7 @@ impl Inner {
         if may_wait && let Some(closing) = self.table.closing_by(parent, name, tid) {
             let name = name.to_vec();
             self.watchdog.defer(closing, RELEASE_GRACE, move |inner| {
+                inner.table.forget_closing(closing);
                 inner.create(tid, parent, &name, flags, by, reply, false)
             });
             return;

@@ -43,6 +43,9 @@ impl Watchdog {
     /// A read was parked.
     pub(crate) fn parked(&self) {
         if self.parked.fetch_add(1, Ordering::SeqCst) == 0 {
+            // Under the lock, so the wakeup cannot fall between the
+            // watchdog's check of the count and its wait.
+            let _state = self.state.lock();
             self.wake.notify_one();
         }
     }

@@ -189,6 +189,22 @@ impl<K: Parking> Table<K> {
         }
     }
 
+    /// The wait for slot `ino`'s release is over (it came, or the server
+    /// handle is still open elsewhere): later lookups need not wait again.
+    pub fn forget_closing(&self, ino: Ino) {
+        self.set_closing(ino, None);
+    }
+
+    fn set_closing(&self, ino: Ino, tid: Option<u32>) {
+        if let Some(Node {
+            content: Content::Slot { closing_tid, .. },
+            ..
+        }) = self.tree.write().nodes.get_mut(&ino)
+        {
+            *closing_tid = tid;
+        }
+    }
+
     /// `mkdir`.
     pub fn mkdir(
         &self,
@@ -306,15 +322,8 @@ impl<K: Parking> Table<K> {
         let Some(handle) = self.handle(fh) else {
             return;
         };
-        if handle.role != Role::Server {
-            return;
-        }
-        if let Some(Node {
-            content: Content::Slot { closing_tid, .. },
-            ..
-        }) = self.tree.write().nodes.get_mut(&handle.ino)
-        {
-            *closing_tid = Some(tid);
+        if handle.role == Role::Server {
+            self.set_closing(handle.ino, Some(tid));
         }
     }
 
