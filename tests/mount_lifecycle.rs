@@ -1,0 +1,240 @@
+//! SPEC §1 and §6: mounting, unmounting on signals, one-line errors, stale
+//! mounts, and shutdown with readers parked.
+
+mod common;
+
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn mount_cmd(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    run(
+        Command::new(BIN).arg("mount").arg(dir).args(extra),
+        Duration::from_secs(10),
+    )
+}
+
+/// One line, `mailslotfs: ...`, non-zero exit.
+#[track_caller]
+fn assert_one_line_error(out: &std::process::Output, needle: &str) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "expected failure, got {}", out.status);
+    assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
+    assert!(err.starts_with("mailslotfs: "), "no prefix: {err:?}");
+    assert!(
+        err.to_lowercase().contains(&needle.to_lowercase()),
+        "{err:?} does not mention {needle:?}"
+    );
+    err
+}
+
+#[test]
+fn daemon_mode_returns_once_usable_and_sigterm_unmounts() {
+    if !fuse_ok() {
+        return;
+    }
+    for _ in 0..3 {
+        let mut m = Mount::daemon(&[]);
+        // Right after the command exited: usable at once.
+        let fd = create_slot(&m.path("ready"));
+        let meta = std::fs::metadata(m.path("ready")).expect("stat right after mount");
+        assert!(meta.is_file());
+        assert_eq!(mount_type(&m.dir).as_deref(), Some("fuse.mailslotfs"));
+        drop(fd);
+        let pid = m.pid();
+        assert!(
+            m.signal_and_wait(libc::SIGTERM, Duration::from_secs(5)).is_some(),
+            "daemon {pid} still running 5 s after SIGTERM"
+        );
+        assert!(
+            wait_until(Duration::from_secs(2), || !is_mounted(&m.dir)),
+            "still mounted after the daemon exited"
+        );
+    }
+}
+
+#[test]
+fn mount_type_is_fuse_mailslotfs_in_proc_mounts() {
+    let m = mount!();
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    let line = mounts
+        .lines()
+        .find(|l| l.split(' ').nth(1) == Some(m.dir.to_str().unwrap()))
+        .expect("mount in /proc/mounts");
+    assert_eq!(line.split(' ').nth(2), Some("fuse.mailslotfs"), "{line}");
+}
+
+#[test]
+fn foreground_sigterm_unmounts_and_exits_0() {
+    let mut m = mount!();
+    let st = m
+        .signal_and_wait(libc::SIGTERM, Duration::from_secs(5))
+        .expect("daemon still running 5 s after SIGTERM");
+    assert_eq!(st.code(), Some(0), "stderr: {}", m.stderr());
+    assert!(!is_mounted(&m.dir), "mount left behind after SIGTERM");
+}
+
+#[test]
+fn foreground_sigint_unmounts_and_exits_0() {
+    let mut m = mount!();
+    let _slot = create_slot(&m.path("busy"));
+    let st = m
+        .signal_and_wait(libc::SIGINT, Duration::from_secs(5))
+        .expect("daemon still running 5 s after SIGINT");
+    assert_eq!(st.code(), Some(0), "stderr: {}", m.stderr());
+    assert!(!is_mounted(&m.dir), "mount left behind after SIGINT");
+}
+
+#[test]
+fn missing_dir_is_a_one_line_error() {
+    if !fuse_ok() {
+        return;
+    }
+    let dir = temp_dir("missing");
+    std::fs::remove_dir(&dir).unwrap();
+    for extra in [&[][..], &["--foreground"][..]] {
+        let out = mount_cmd(&dir, extra);
+        assert_one_line_error(&out, dir.to_str().unwrap());
+        assert!(!is_mounted(&dir));
+    }
+}
+
+#[test]
+fn file_instead_of_dir_is_a_one_line_error() {
+    if !fuse_ok() {
+        return;
+    }
+    let dir = temp_dir("file");
+    let file = dir.join("plain");
+    std::fs::write(&file, b"x").unwrap();
+    for extra in [&[][..], &["--foreground"][..]] {
+        let out = mount_cmd(&file, extra);
+        assert_one_line_error(&out, "not a directory");
+        assert!(!is_mounted(&file));
+    }
+    std::fs::remove_file(&file).unwrap();
+    std::fs::remove_dir(&dir).unwrap();
+}
+
+#[test]
+fn already_mounted_is_a_one_line_error() {
+    let m = mount!();
+    for extra in [&[][..], &["--foreground"][..]] {
+        let out = mount_cmd(&m.dir, extra);
+        assert_one_line_error(&out, m.dir.to_str().unwrap());
+    }
+    // Exactly one mount there, and still working.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let n = mountinfo
+        .lines()
+        .filter(|l| l.split(' ').nth(4) == Some(m.dir.to_str().unwrap()))
+        .count();
+    assert_eq!(n, 1, "second mount stacked on the first");
+    drop(create_slot(&m.path("still-works")));
+}
+
+#[test]
+fn bad_options_are_one_line_errors() {
+    if !fuse_ok() {
+        return;
+    }
+    let dir = temp_dir("badopt");
+    for (opt, needle) in [
+        ("frobnicate", "frobnicate"),
+        ("max_msg=abc", "max_msg"),
+        ("max_msg=0", "max"),
+        ("max_msg=2G", "max"),
+        ("max_msg", "max_msg"),
+        ("timeout=-7", "timeout"),
+        ("timeout=soon", "timeout"),
+        ("quota_messages=0", "quota"),
+        ("quota_messages=x", "quota_messages"),
+        ("quota_bytes=lots", "quota_bytes"),
+        ("keep_empty=1", "keep_empty"),
+    ] {
+        for extra in [&["-o", opt][..], &["--foreground", "-o", opt][..]] {
+            let out = mount_cmd(&dir, extra);
+            assert_one_line_error(&out, needle);
+            assert!(!is_mounted(&dir), "mounted despite -o {opt}");
+        }
+    }
+    std::fs::remove_dir(&dir).unwrap();
+}
+
+#[test]
+fn stale_mount_of_killed_daemon_is_cleaned_and_remounted() {
+    let mut m = mount!();
+    let slot = create_slot(&m.path("held"));
+    m.kill9();
+    drop(slot);
+    let e = std::fs::metadata(&m.dir).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOTCONN), "{e}");
+    let out = m.remount_daemon(&[]);
+    assert!(
+        out.status.success(),
+        "remount failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Usable at once, one mount only, and the old slot is gone.
+    let meta = std::fs::metadata(&m.dir).expect("stat after remount");
+    assert!(meta.is_dir());
+    assert_eq!(mount_type(&m.dir).as_deref(), Some("fuse.mailslotfs"));
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let n = mountinfo
+        .lines()
+        .filter(|l| l.split(' ').nth(4) == Some(m.dir.to_str().unwrap()))
+        .count();
+    assert_eq!(n, 1, "stale mount not removed (stacked)");
+    assert_eq!(errno(std::fs::metadata(m.path("held"))), libc::ENOENT);
+    let fd = create_slot(&m.path("fresh"));
+    let c = client(&m.path("fresh"));
+    send(&c, b"after remount");
+    assert_eq!(recv(&fd, Duration::from_secs(2)), b"after remount");
+}
+
+#[test]
+fn sigterm_answers_parked_reader_with_eof_even_with_client_open() {
+    let mut m = mount!();
+    let server = create_slot(&m.path("parked"));
+    let client_fd = client(&m.path("parked"));
+    let mut reader = read_async(server.as_raw_fd(), 65536);
+    reader.wait_parked(Duration::from_secs(5));
+    let start = Instant::now();
+    kill(m.pid(), libc::SIGTERM);
+    let (r, at) = reader.result(Duration::from_secs(3));
+    assert_eq!(r.expect("parked read after SIGTERM"), b"", "expected EOF");
+    println!("reader answered {:?} after SIGTERM", at - start);
+    let st = m
+        .wait_exit(Duration::from_secs(5))
+        .expect("daemon still running 5 s after SIGTERM with a client open");
+    assert_eq!(st.code(), Some(0), "stderr: {}", m.stderr());
+    println!("daemon exited {:?} after SIGTERM", start.elapsed());
+    assert!(!is_mounted(&m.dir), "still mounted");
+    drop(client_fd);
+    drop(server);
+}
+
+#[test]
+fn sigterm_ends_a_cat_server_with_eof() {
+    let mut m = mount!();
+    let child = spawn(
+        Command::new("bash")
+            .arg("-c")
+            .arg("cat <> \"$D/chat\"; echo \"cat=$?\"")
+            .env("D", &m.dir),
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || m.path("chat").exists()),
+        "cat never created the slot"
+    );
+    let c = client(&m.path("chat"));
+    send(&c, b"before shutdown\n");
+    kill(m.pid(), libc::SIGTERM);
+    let out = finish(child, Duration::from_secs(5));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout, "before shutdown\ncat=0\n");
+    let st = m.wait_exit(Duration::from_secs(5)).expect("daemon exit");
+    assert_eq!(st.code(), Some(0));
+}
