@@ -492,12 +492,53 @@ pub fn bash(dir: &Path, script: &str, timeout: Duration) -> Output {
     )
 }
 
-/// `python3 -c SCRIPT DIR` (the mount dir is `sys.argv[1]`, also `$D`).
+/// Helpers every Python snippet starts with: `D` (the mount), `P(name)`,
+/// `create`, `client`, `err` (the errno a call fails with), `wait_for`.
+pub const PY_PRELUDE: &str = r#"
+import os, sys, errno, time, select, signal, threading, struct
+D = sys.argv[1]
+def P(n): return os.path.join(D, n)
+def create(n, flags=os.O_RDONLY, mode=0o644):
+    return os.open(P(n), os.O_CREAT | os.O_EXCL | flags, mode)
+def client(n, flags=0): return os.open(P(n), os.O_WRONLY | flags)
+def err(fn, *a, **k):
+    try:
+        r = fn(*a, **k)
+    except OSError as e:
+        return e.errno
+    raise AssertionError("expected an error from %s%r, got %r" % (getattr(fn, '__name__', fn), a, r))
+def wait_for(cond, timeout=5.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond(): return True
+        time.sleep(0.002)
+    return cond()
+def exists(n): return os.path.exists(P(n))
+def readable(fd, ms):
+    return bool(select.select([fd], [], [], ms / 1000.0)[0])
+"#;
+
+/// Removes the common leading indentation, so snippets can be indented
+/// with the Rust code around them.
+pub fn dedent(text: &str) -> String {
+    let indent = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    text.lines()
+        .map(|l| if l.len() >= indent { &l[indent..] } else { l.trim_start() })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `python3 -c PRELUDE+SCRIPT DIR` (the mount dir is `sys.argv[1]`, also `$D`).
 pub fn python(dir: &Path, script: &str, timeout: Duration) -> Output {
     run(
         Command::new("python3")
             .arg("-c")
-            .arg(script)
+            .arg(format!("{PY_PRELUDE}\n{}", dedent(script)))
             .arg(dir)
             .env("D", dir)
             .env("BIN", BIN)
