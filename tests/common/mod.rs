@@ -889,3 +889,47 @@ pub fn wchan(pid: i32) -> String {
 pub fn wait_in_fuse(pid: i32, timeout: Duration) -> bool {
     wait_until(timeout, || in_fuse(pid))
 }
+
+/// A child's stdout read incrementally: `expect` consumes up to a needle and
+/// keeps whatever came after it for the next call.
+pub struct Lines {
+    out: std::process::ChildStdout,
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    pub fn new(child: &mut Child) -> Lines {
+        Lines {
+            out: child.stdout.take().expect("piped stdout"),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads until `needle` has been seen; returns the text through it.
+    #[track_caller]
+    pub fn expect(&mut self, needle: &str, timeout: Duration) -> String {
+        let fd = self.out.as_raw_fd();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = String::from_utf8_lossy(&self.buf).into_owned();
+            if let Some(at) = text.find(needle) {
+                let end = at + needle.len();
+                let consumed = text[..end].to_owned();
+                self.buf = text.as_bytes()[end..].to_vec();
+                return consumed;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                panic!("did not see {needle:?} within {timeout:?}; got {text:?}");
+            }
+            if poll1(fd, libc::POLLIN, left.as_millis().max(1) as i32) == 0 {
+                continue;
+            }
+            let chunk = read(fd, 4096).expect("read child stdout");
+            if chunk.is_empty() {
+                panic!("child stdout closed before {needle:?}; got {text:?}");
+            }
+            self.buf.extend_from_slice(&chunk);
+        }
+    }
+}
