@@ -532,7 +532,6 @@ fn poll_reports_hang_up_after_shut_down() {
 }
 
 #[test]
-#[ignore = "BUG: poll says writable when queued_bytes == quota_bytes although any non-empty write gets QuotaFull (queue.rs Slot::poll uses is_full(0))"]
 fn poll_is_not_writable_when_the_byte_quota_is_exactly_used_up() {
     let clock = Clock::new();
     let mut slot = slot_with(

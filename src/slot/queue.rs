@@ -175,8 +175,14 @@ impl<K: Parking> Slot<K> {
         now: Now,
         park_cap: Option<Duration>,
     ) -> ReadOutcome<K> {
-        if self.life == Life::ShutDown {
-            return ReadOutcome::Ready(reader, Ok(Box::default()), Wakeups::default());
+        match self.life {
+            Life::Open => {}
+            Life::ShutDown => {
+                return ReadOutcome::Ready(reader, Ok(Box::default()), Wakeups::default());
+            }
+            Life::Gone => {
+                return ReadOutcome::Ready(reader, Err(SlotError::ServerGone), Wakeups::default());
+            }
         }
         if let Some(head) = self.messages.front() {
             if head.len() > buffer_size as usize {
@@ -281,7 +287,7 @@ impl<K: Parking> Slot<K> {
         }
         Readiness {
             readable: !self.messages.is_empty(),
-            writable: self.life == Life::Open && !self.is_full(0),
+            writable: self.life == Life::Open && !self.is_full(1),
             hung_up: self.life != Life::Open,
         }
     }

@@ -258,9 +258,10 @@ impl<K: Parking> Table<K> {
             if exclusive {
                 return Err(SlotError::Exists);
             }
+            let attr = tree.attr(ino)?;
             drop(tree);
             let (fh, role) = self.open(ino, wants_read)?;
-            return Ok((self.attr(ino)?, fh, role));
+            return Ok((attr, fh, role));
         }
         if !wants_read {
             return Err(SlotError::NotFound);
