@@ -34,10 +34,17 @@ fn serve_prints_lines_and_stops_after_count() {
     let child = serve(&m, "lines", &["-n", "3"]);
     wait_slot(&m, "lines");
     let out = send_cmd(&m, "lines", &["hello", "with\nnewline\n", "third"], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let o = finish(child, Duration::from_secs(5));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello\nwith\nnewline\nthird\n");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "hello\nwith\nnewline\nthird\n"
+    );
     assert!(
         wait_until(Duration::from_secs(2), || !m.path("lines").exists()),
         "slot outlived serve"
@@ -147,10 +154,7 @@ fn send_to_a_missing_slot_is_a_one_line_error() {
 fn send_too_big_and_full_are_one_line_errors() {
     let m = mount!("max_msg=10,quota_messages=1,quota_bytes=10");
     let _s = create_slot(&m.path("tight"));
-    for (args, input) in [
-        (&["0123456789x"][..], None),
-        (&["ok", "full"][..], None),
-    ] {
+    for (args, input) in [(&["0123456789x"][..], None), (&["ok", "full"][..], None)] {
         let o = send_cmd(&m, "tight", args, input);
         assert_eq!(o.status.code(), Some(1), "{args:?}");
         let err = String::from_utf8_lossy(&o.stderr);
@@ -180,7 +184,10 @@ fn info_prints_the_figures() {
         "quota_messages: 9",
         "quota_bytes: 5000",
     ] {
-        assert!(out.lines().any(|l| l == line), "missing {line:?} in:\n{out}");
+        assert!(
+            out.lines().any(|l| l == line),
+            "missing {line:?} in:\n{out}"
+        );
     }
     let o = run(
         Command::new(BIN).arg("info").arg(m.path("none")),
@@ -194,7 +201,13 @@ fn info_prints_the_figures() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in [&["--help"][..], &["mount", "--help"], &["serve", "--help"], &["send", "--help"], &["info", "--help"]] {
+    for sub in [
+        &["--help"][..],
+        &["mount", "--help"],
+        &["serve", "--help"],
+        &["send", "--help"],
+        &["info", "--help"],
+    ] {
         let o = run(Command::new(BIN).args(sub), Duration::from_secs(5));
         assert!(o.status.success(), "{sub:?}");
         let text = String::from_utf8_lossy(&o.stdout);

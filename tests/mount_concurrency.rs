@@ -45,7 +45,11 @@ fn four_writer_processes_every_message_once_in_per_writer_order() {
         next[w] += 1;
         total += 1;
     }
-    println!("{} messages from {WRITERS} writers in {:?}", total, start.elapsed());
+    println!(
+        "{} messages from {WRITERS} writers in {:?}",
+        total,
+        start.elapsed()
+    );
     for w in writers {
         let o = finish(w, Duration::from_secs(10));
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -57,7 +61,9 @@ fn four_writer_processes_every_message_once_in_per_writer_order() {
 fn parked_reads_never_hold_up_other_slots() {
     let m = mount!();
     // More parked reads than the daemon has event-loop threads.
-    let servers: Vec<_> = (0..8).map(|i| create_slot(&m.path(&format!("idle{i}")))).collect();
+    let servers: Vec<_> = (0..8)
+        .map(|i| create_slot(&m.path(&format!("idle{i}"))))
+        .collect();
     let mut parked: Vec<_> = servers
         .iter()
         .map(|s| read_async(s.as_raw_fd(), 100))
@@ -123,7 +129,8 @@ fn two_writer_threads_to_one_slot_both_progress() {
         }
     }
     for _ in 0..2 {
-        rx.recv_timeout(Duration::from_secs(10)).expect("writer thread stuck");
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("writer thread stuck");
     }
     println!("2 x 1000 messages in {:?}", start.elapsed());
     // Both made progress before either finished: in the first half of the
@@ -150,8 +157,14 @@ fn reader_and_writer_on_one_fd_from_two_threads() {
     r.wait_parked(Duration::from_secs(5));
     let t = Instant::now();
     assert_eq!(errno(write(s.as_raw_fd(), b"x")), libc::EINVAL);
-    assert!(t.elapsed() < Duration::from_secs(1), "write waited for the read");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "write waited for the read"
+    );
     let c = client(&m.path("same"));
     send(&c, b"for the reader");
-    assert_eq!(r.result(Duration::from_secs(3)).0.unwrap(), b"for the reader");
+    assert_eq!(
+        r.result(Duration::from_secs(3)).0.unwrap(),
+        b"for the reader"
+    );
 }

@@ -20,7 +20,11 @@ fn mount_cmd(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
 #[track_caller]
 fn assert_one_line_error(out: &std::process::Output, needle: &str) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "expected failure, got {}", out.status);
+    assert!(
+        !out.status.success(),
+        "expected failure, got {}",
+        out.status
+    );
     assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
     assert!(err.starts_with("mailslotfs: "), "no prefix: {err:?}");
     assert!(
@@ -45,7 +49,8 @@ fn daemon_mode_returns_once_usable_and_sigterm_unmounts() {
         drop(fd);
         let pid = m.pid();
         assert!(
-            m.signal_and_wait(libc::SIGTERM, Duration::from_secs(5)).is_some(),
+            m.signal_and_wait(libc::SIGTERM, Duration::from_secs(5))
+                .is_some(),
             "daemon {pid} still running 5 s after SIGTERM"
         );
         assert!(

@@ -75,7 +75,11 @@ fn default_max_is_64k_and_larger_writes_are_emsgsize_unsplit() {
     );
     for n in [65537usize, 100_000, 1 << 20] {
         let big = vec![b'z'; n];
-        assert_eq!(errno(write(c.as_raw_fd(), &big)), libc::EMSGSIZE, "{n} bytes");
+        assert_eq!(
+            errno(write(c.as_raw_fd(), &big)),
+            libc::EMSGSIZE,
+            "{n} bytes"
+        );
         assert_eq!(count(&m.path("big")), 0, "something queued for {n} bytes");
     }
     send(&c, &exact);
@@ -201,7 +205,10 @@ fn xattr_timeout_gives_etimedout_and_zero_is_eagain() {
     setxattr(&m.path("x"), "user.mailslot.read_timeout_ms", "-1").unwrap();
     let mut r = read_async(s.as_raw_fd(), 100);
     r.wait_parked(Duration::from_secs(2));
-    assert!(r.wait(Duration::from_millis(400)).is_none(), "forever read returned");
+    assert!(
+        r.wait(Duration::from_millis(400)).is_none(),
+        "forever read returned"
+    );
     let c = client(&m.path("x"));
     send(&c, b"eventually");
     assert_eq!(r.result(Duration::from_secs(2)).0.unwrap(), b"eventually");
@@ -293,7 +300,11 @@ fn several_waiting_readers_are_served_in_arrival_order() {
     }
     for (i, r) in readers.iter_mut().enumerate() {
         let got = r.result(Duration::from_secs(3)).0.unwrap();
-        assert_eq!(String::from_utf8(got).unwrap(), format!("msg{i}"), "reader {i}");
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            format!("msg{i}"),
+            "reader {i}"
+        );
     }
 }
 
@@ -324,9 +335,7 @@ fn all_seven_xattrs_read_list_and_set() {
     let m = mount!("max_msg=2000,timeout=1500,quota_messages=100,quota_bytes=10000");
     let s = create_slot(&m.path("info"));
     let p = m.path("info");
-    let want_empty = [
-        "2000", "1500", "-1", "0", "0", "100", "10000",
-    ];
+    let want_empty = ["2000", "1500", "-1", "0", "0", "100", "10000"];
     for (name, want) in ATTRS.iter().zip(want_empty) {
         assert_eq!(getxattr(&p, name).unwrap(), want, "{name} (empty)");
     }
@@ -379,7 +388,11 @@ fn all_seven_xattrs_read_list_and_set() {
         ("user.mailslot.quota_messages", "x"),
         ("user.mailslot.quota_bytes", ""),
     ] {
-        assert_eq!(errno(setxattr(&p, name, bad)), libc::EINVAL, "{name}={bad:?}");
+        assert_eq!(
+            errno(setxattr(&p, name, bad)),
+            libc::EINVAL,
+            "{name}={bad:?}"
+        );
     }
     assert_eq!(getxattr(&p, ATTRS[0]).unwrap(), "6");
     // Read-only figures cannot be set.
@@ -389,7 +402,12 @@ fn all_seven_xattrs_read_list_and_set() {
     }
 
     // Unknown names: ENODATA, never ENOSYS; xattrs keep working afterwards.
-    for name in ["user.mailslot.nope", "user.other", "security.capability", "trusted.x"] {
+    for name in [
+        "user.mailslot.nope",
+        "user.other",
+        "security.capability",
+        "trusted.x",
+    ] {
         assert_eq!(errno(getxattr(&p, name)), libc::ENODATA, "{name}");
     }
     let e = errno(setxattr(&p, "user.mailslot.nope", "1"));

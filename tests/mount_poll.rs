@@ -47,8 +47,13 @@ fn blocking_poll_is_woken_by_a_write_from_another_process() {
         std::thread::sleep(Duration::from_millis(50));
         let t = Instant::now();
         sh_ok(&m, r#"printf 'from bash' > "$D/wake""#);
-        let (rev, at) = rx.recv_timeout(Duration::from_secs(5)).expect("poll not woken");
-        println!("round {round}: poll woken {:?} after the writer started", at - t);
+        let (rev, at) = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("poll not woken");
+        println!(
+            "round {round}: poll woken {:?} after the writer started",
+            at - t
+        );
         assert_ne!(rev & libc::POLLIN, 0, "revents {rev:#x}");
         assert!(at - t < Duration::from_secs(2));
         assert_eq!(read(s.as_raw_fd(), 100).unwrap(), b"from bash");
@@ -69,7 +74,9 @@ fn client_pollout_goes_away_when_full_and_comes_back() {
     assert!(rx.try_recv().is_err(), "POLLOUT while full");
     let t = Instant::now();
     assert_eq!(read(s.as_raw_fd(), 100).unwrap(), b"fills it");
-    let (rev, at) = rx.recv_timeout(Duration::from_secs(5)).expect("POLLOUT never came back");
+    let (rev, at) = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("POLLOUT never came back");
     println!("client POLLOUT back {:?} after the read", at - t);
     assert_ne!(rev & libc::POLLOUT, 0);
     send(&c, b"room again");
@@ -80,7 +87,10 @@ fn client_gets_pollhup_once_the_server_closed() {
     let m = mount!("quota_messages=1");
     let s = create_slot(&m.path("hup"));
     let c = client(&m.path("hup"));
-    assert_eq!(poll1(c.as_raw_fd(), libc::POLLOUT, 0) & (libc::POLLHUP | libc::POLLERR), 0);
+    assert_eq!(
+        poll1(c.as_raw_fd(), libc::POLLOUT, 0) & (libc::POLLHUP | libc::POLLERR),
+        0
+    );
     drop(s);
     let rev = poll1(c.as_raw_fd(), libc::POLLOUT, 0);
     assert_ne!(rev & libc::POLLHUP, 0, "revents {rev:#x}");
@@ -94,7 +104,9 @@ fn client_gets_pollhup_once_the_server_closed() {
     std::thread::sleep(Duration::from_millis(50));
     assert!(rx.try_recv().is_err(), "POLLOUT while full");
     drop(s2);
-    let (rev, _) = rx.recv_timeout(Duration::from_secs(5)).expect("poll not woken by close");
+    let (rev, _) = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("poll not woken by close");
     assert_ne!(rev & (libc::POLLHUP | libc::POLLERR), 0, "revents {rev:#x}");
 }
 

@@ -52,7 +52,10 @@ fn handled_sigint_ends_a_parked_read_promptly_and_later_messages_arrive() {
     // kernel's killable wait (no_interrupt latched): both must work.
     for i in 0..3 {
         out.expect(&format!("ready{i}\n"), Duration::from_secs(5));
-        assert!(wait_in_fuse(pid, Duration::from_secs(5)), "round {i}: never parked");
+        assert!(
+            wait_in_fuse(pid, Duration::from_secs(5)),
+            "round {i}: never parked"
+        );
         let t = Instant::now();
         kill(pid, libc::SIGINT);
         out.expect(&format!("interrupted{i}\n"), Duration::from_secs(3));
@@ -67,7 +70,10 @@ fn handled_sigint_ends_a_parked_read_promptly_and_later_messages_arrive() {
     let o = finish(child, Duration::from_secs(5));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     for (i, f) in figures.iter().enumerate() {
-        assert!(*f < SIGNAL_BOUND, "round {i}: read ended {f:?} after SIGINT");
+        assert!(
+            *f < SIGNAL_BOUND,
+            "round {i}: read ended {f:?} after SIGINT"
+        );
     }
 }
 
@@ -124,7 +130,10 @@ fn handled_signal_then_message_loses_nothing() {
         if i > 0 {
             out.expect(&format!("ready{i}\n"), Duration::from_secs(5));
         }
-        assert!(wait_in_fuse(pid, Duration::from_secs(5)), "round {i}: never parked");
+        assert!(
+            wait_in_fuse(pid, Duration::from_secs(5)),
+            "round {i}: never parked"
+        );
         kill(pid, libc::SIGINT);
         if i % 2 == 1 {
             // Let the watchdog answer EINTR first on odd rounds.
@@ -150,7 +159,10 @@ fn cat_server_dies_promptly_on_sigterm_and_sigint() {
         );
         let pid = child.id() as i32;
         assert!(wait_until(Duration::from_secs(5), || m.path(name).exists()));
-        assert!(wait_in_fuse(pid, Duration::from_secs(5)), "cat never parked");
+        assert!(
+            wait_in_fuse(pid, Duration::from_secs(5)),
+            "cat never parked"
+        );
         let t = Instant::now();
         kill(pid, sig);
         let out = finish(child, Duration::from_secs(3));

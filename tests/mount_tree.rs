@@ -271,8 +271,13 @@ fn server_process_exit_or_kill_removes_the_slot() {
             .arg(m.path("killed")),
     );
     let pid = child.id() as i32;
-    assert!(wait_until(Duration::from_secs(5), || m.path("killed").exists()));
-    assert!(wait_in_fuse(pid, Duration::from_secs(5)), "reader never parked");
+    assert!(wait_until(Duration::from_secs(5), || m
+        .path("killed")
+        .exists()));
+    assert!(
+        wait_in_fuse(pid, Duration::from_secs(5)),
+        "reader never parked"
+    );
     kill(pid, libc::SIGKILL);
     let out = finish(child, Duration::from_secs(3));
     assert_eq!(out.status.code(), None, "not killed");

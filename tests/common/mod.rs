@@ -77,7 +77,8 @@ fn unescape(raw: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("x"), 8)
+            if let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("x"), 8)
             {
                 out.push(v);
                 i += 4;
@@ -160,9 +161,7 @@ pub fn find_daemon(dir: &Path) -> Option<i32> {
             continue;
         };
         let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
-        let is_ours = args
-            .first()
-            .is_some_and(|a0| a0.ends_with(b"mailslotfs"))
+        let is_ours = args.first().is_some_and(|a0| a0.ends_with(b"mailslotfs"))
             && args.iter().any(|a| *a == b"mount")
             && args.iter().any(|a| {
                 Path::new(std::ffi::OsStr::from_bytes(a))
@@ -395,7 +394,9 @@ pub fn run_with_input(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration
     let (out, elapsed) = try_run(cmd, input, timeout);
     match out {
         Some(o) => o,
-        None => panic!("command {cmd:?} did not finish within {timeout:?} (killed after {elapsed:?})"),
+        None => {
+            panic!("command {cmd:?} did not finish within {timeout:?} (killed after {elapsed:?})")
+        }
     }
 }
 
@@ -457,9 +458,12 @@ pub fn try_run(
         let e = t_err.join().unwrap_or_default();
         let _ = tx.send((o, e));
     });
-    let (stdout, stderr) = rx
-        .recv_timeout(Duration::from_secs(5))
-        .unwrap_or_else(|_| (b"<stdout held open>".to_vec(), b"<stderr held open>".to_vec()));
+    let (stdout, stderr) = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| {
+        (
+            b"<stdout held open>".to_vec(),
+            b"<stderr held open>".to_vec(),
+        )
+    });
     match status {
         Some(status) => (
             Some(Output {
@@ -528,7 +532,13 @@ pub fn dedent(text: &str) -> String {
         .min()
         .unwrap_or(0);
     text.lines()
-        .map(|l| if l.len() >= indent { &l[indent..] } else { l.trim_start() })
+        .map(|l| {
+            if l.len() >= indent {
+                &l[indent..]
+            } else {
+                l.trim_start()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -611,8 +621,7 @@ pub fn create_slot(path: &Path) -> OwnedFd {
 
 /// Opens an existing slot as a client (O_WRONLY).
 pub fn client(path: &Path) -> OwnedFd {
-    open(path, libc::O_WRONLY, 0)
-        .unwrap_or_else(|e| panic!("open client {}: {e}", path.display()))
+    open(path, libc::O_WRONLY, 0).unwrap_or_else(|e| panic!("open client {}: {e}", path.display()))
 }
 
 pub fn write(fd: RawFd, data: &[u8]) -> io::Result<usize> {
@@ -663,7 +672,10 @@ pub fn poll1(fd: RawFd, events: i16, timeout_ms: i32) -> i16 {
 #[track_caller]
 pub fn recv(fd: &OwnedFd, timeout: Duration) -> Vec<u8> {
     let rev = poll1(fd.as_raw_fd(), libc::POLLIN, timeout.as_millis() as i32);
-    assert!(rev & libc::POLLIN != 0, "no message within {timeout:?} (revents {rev:#x})");
+    assert!(
+        rev & libc::POLLIN != 0,
+        "no message within {timeout:?} (revents {rev:#x})"
+    );
     read(fd.as_raw_fd(), 1 << 20).expect("read")
 }
 
@@ -687,8 +699,14 @@ pub fn read_async(fd: RawFd, cap: usize) -> AsyncRead {
         let r = read(fd, cap);
         let _ = tx.send((r, Instant::now()));
     });
-    let tid = trx.recv_timeout(Duration::from_secs(5)).expect("reader thread start");
-    AsyncRead { tid, rx, done: None }
+    let tid = trx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("reader thread start");
+    AsyncRead {
+        tid,
+        rx,
+        done: None,
+    }
 }
 
 impl AsyncRead {
@@ -711,9 +729,7 @@ impl AsyncRead {
     #[track_caller]
     pub fn wait_parked(&mut self, timeout: Duration) {
         let tid = self.tid;
-        let ok = wait_until(timeout, || {
-            self.poll_done() || in_fuse(tid)
-        });
+        let ok = wait_until(timeout, || self.poll_done() || in_fuse(tid));
         assert!(ok, "reader thread {tid} never parked in the file system");
     }
 
@@ -831,9 +847,7 @@ pub fn finish(mut child: Child, timeout: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(2));
     };
-    let (stdout, stderr) = rx
-        .recv_timeout(Duration::from_secs(5))
-        .unwrap_or_default();
+    let (stdout, stderr) = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
     drop(reader);
     Output {
         status,
@@ -844,7 +858,11 @@ pub fn finish(mut child: Child, timeout: Duration) -> Output {
 
 /// Reads from a child's stdout until `needle` appears or `timeout` passes;
 /// returns everything read so far.
-pub fn read_until(stdout: &mut std::process::ChildStdout, needle: &str, timeout: Duration) -> String {
+pub fn read_until(
+    stdout: &mut std::process::ChildStdout,
+    needle: &str,
+    timeout: Duration,
+) -> String {
     let fd = stdout.as_raw_fd();
     let deadline = Instant::now() + timeout;
     let mut acc = Vec::new();
