@@ -19,6 +19,9 @@
 //! fragments mailslot writes, and we do not reassemble), the NBDD message
 //! types 0x13-0x16, and first-class (reliable) mailslot writes.
 
+// Parsing untrusted bytes is exactly where unsafe code would hurt most.
+#![forbid(unsafe_code)]
+
 mod dgm;
 mod nbname;
 mod smb;
