@@ -224,7 +224,7 @@ fn sigterm_answers_parked_reader_with_eof_even_with_client_open() {
 #[test]
 fn sigterm_ends_a_cat_server_with_eof() {
     let mut m = mount!();
-    let child = spawn(
+    let mut child = spawn(
         Command::new("bash")
             .arg("-c")
             .arg("cat <> \"$D/chat\"; echo \"cat=$?\"")
@@ -236,10 +236,14 @@ fn sigterm_ends_a_cat_server_with_eof() {
     );
     let c = client(&m.path("chat"));
     send(&c, b"before shutdown\n");
+    // Unread messages die with the daemon: wait until cat has printed it.
+    let mut lines = Lines::new(&mut child);
+    lines.expect("before shutdown\n", Duration::from_secs(5));
     kill(m.pid(), libc::SIGTERM);
-    let out = finish(child, Duration::from_secs(5));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout, "before shutdown\ncat=0\n");
+    // cat's read ends with EOF, so cat exits 0.
+    let rest = lines.expect("\n", Duration::from_secs(5));
+    assert_eq!(rest, "cat=0\n", "cat did not end with EOF (exit 0)");
+    finish(child, Duration::from_secs(5));
     let st = m.wait_exit(Duration::from_secs(5)).expect("daemon exit");
     assert_eq!(st.code(), Some(0));
 }
