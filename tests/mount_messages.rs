@@ -324,8 +324,9 @@ fn st_size_is_the_next_message_size() {
     assert_eq!(stat_size(&p).unwrap(), 0);
     // fstat on either handle agrees.
     send(&c, b"abc");
-    // SAFETY: plain fstat into a zeroed struct.
+    // SAFETY: an all-zero stat is a valid value of this plain C struct.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat fills the struct we own; the fd is open.
     assert_eq!(unsafe { libc::fstat(c.as_raw_fd(), &mut st) }, 0);
     assert_eq!(st.st_size, 3);
 }

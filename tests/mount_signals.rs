@@ -230,7 +230,7 @@ fn rust_thread_read_ends_on_pending_signal_with_eintr() {
     // SAFETY: installing a no-op handler for SIGUSR1, without SA_RESTART.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = noop as usize;
+        sa.sa_sigaction = noop as *const () as usize;
         libc::sigemptyset(&mut sa.sa_mask);
         sa.sa_flags = 0;
         libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());

@@ -286,3 +286,29 @@ fn server_process_exit_or_kill_removes_the_slot() {
         "slot outlived its killed server"
     );
 }
+
+#[test]
+fn a_child_of_the_server_opens_the_slot_without_waiting() {
+    // The child's exec drops its inherited close-on-exec copy of the server
+    // handle (a FLUSH from the child). That must not make the child's own
+    // open wait for a release that will never come. Best of 5, so that a
+    // busy machine cannot fake a pass or a failure.
+    let m = mount!();
+    let out = py_ok(
+        &m,
+        r#"
+        import subprocess
+        srv = create("kid")
+        def child_echo():
+            t = time.monotonic()
+            subprocess.run(["bash", "-c", 'echo hi > "$0"', P("kid")], check=True)
+            return time.monotonic() - t
+        best = min(child_echo() for _ in range(5))
+        for _ in range(5):
+            assert os.read(srv, 100) == b"hi\n"
+        print(round(best * 1000))
+        "#,
+    );
+    let best_ms: u64 = out.trim().parse().expect("milliseconds");
+    assert!(best_ms < 60, "a child's echo took {best_ms} ms at best");
+}

@@ -1274,9 +1274,15 @@ fn forget_closing_ends_the_hint() {
     // The server handle is still open elsewhere (dup): stop waiting.
     t.forget_closing(ino);
     assert_eq!(t.closing_by(ROOT, b"chat", 100), None);
-    // A later flush marks it again.
+    // A later flush by the creating thread marks it again.
+    t.flush(server, 100);
+    assert_eq!(t.closing_by(ROOT, b"chat", 100), Some(ino));
+    t.forget_closing(ino);
+    // A flush by another thread (a forked child dropping an inherited copy
+    // at exec) says nothing about the release.
     t.flush(server, 101);
-    assert_eq!(t.closing_by(ROOT, b"chat", 101), Some(ino));
+    assert_eq!(t.closing_by(ROOT, b"chat", 101), None);
+    assert_eq!(t.closing_by(ROOT, b"chat", 100), None);
     // Forgetting an unknown inode is harmless.
     t.forget_closing(9999);
 }

@@ -237,6 +237,7 @@ fn creator(req: &Request, mode: u32, umask: u32) -> Creator {
         uid: req.uid(),
         gid: req.gid(),
         perm: (mode & !umask & 0o7777) as u16,
+        tid: req.pid(),
     }
 }
 

@@ -59,6 +59,8 @@ pub struct Creator {
     pub uid: u32,
     pub gid: u32,
     pub perm: u16,
+    /// The creating thread: only its own closes mark a slot as closing.
+    pub tid: u32,
 }
 
 /// The two ends of a mailslot.
@@ -100,8 +102,10 @@ enum Content<K: Parking> {
     },
     Slot {
         slot: SlotRef<K>,
-        /// The thread that last flushed (closed a descriptor of) the server
-        /// handle: its release is probably on its way.
+        /// The thread that created the slot.
+        creator_tid: u32,
+        /// Set when the creating thread closes a descriptor of the server
+        /// handle: the release is probably on its way.
         closing_tid: Option<u32>,
     },
 }
@@ -195,11 +199,19 @@ impl<K: Parking> Table<K> {
         self.set_closing(ino, None);
     }
 
+    /// Marks (`Some(tid)`, only by the creating thread) or unmarks a slot
+    /// as closing.
     fn set_closing(&self, ino: Ino, tid: Option<u32>) {
         if let Some(Node {
-            content: Content::Slot { closing_tid, .. },
+            content:
+                Content::Slot {
+                    creator_tid,
+                    closing_tid,
+                    ..
+                },
             ..
         }) = self.tree.write().nodes.get_mut(&ino)
+            && tid.is_none_or(|t| t == *creator_tid)
         {
             *closing_tid = tid;
         }
@@ -274,6 +286,7 @@ impl<K: Parking> Table<K> {
         )));
         let content = Content::Slot {
             slot: Arc::clone(&slot),
+            creator_tid: by.tid,
             closing_tid: None,
         };
         let ino = tree.insert(parent, name, by, now, content)?;
@@ -317,8 +330,12 @@ impl<K: Parking> Table<K> {
         self.handles.read().get(&fh).cloned()
     }
 
-    /// A descriptor of handle `fh` was closed by thread `tid`. For a server
-    /// handle this marks the slot as probably closing (see [`Table::closing_by`]).
+    /// A descriptor of handle `fh` was closed by thread `tid`. When the
+    /// thread that created the slot closes a descriptor of its server handle,
+    /// the slot is marked as probably closing (see [`Table::closing_by`]).
+    /// Closes by other threads — typically a forked child whose exec drops
+    /// an inherited close-on-exec copy — say nothing about the release and
+    /// must not make that child's own opens wait.
     pub fn flush(&self, fh: Fh, tid: u32) {
         let Some(handle) = self.handle(fh) else {
             return;

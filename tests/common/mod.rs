@@ -76,14 +76,14 @@ fn unescape(raw: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Ok(v) =
+        if b[i] == b'\\'
+            && i + 4 <= b.len()
+            && let Ok(v) =
                 u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("x"), 8)
-            {
-                out.push(v);
-                i += 4;
-                continue;
-            }
+        {
+            out.push(v);
+            i += 4;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -711,10 +711,10 @@ pub fn read_async(fd: RawFd, cap: usize) -> AsyncRead {
 
 impl AsyncRead {
     fn poll_done(&mut self) -> bool {
-        if self.done.is_none() {
-            if let Ok(r) = self.rx.try_recv() {
-                self.done = Some(r);
-            }
+        if self.done.is_none()
+            && let Ok(r) = self.rx.try_recv()
+        {
+            self.done = Some(r);
         }
         self.done.is_some()
     }
@@ -735,10 +735,10 @@ impl AsyncRead {
 
     /// The read's result, waiting up to `timeout`; None if still blocked.
     pub fn wait(&mut self, timeout: Duration) -> Option<(io::Result<Vec<u8>>, Instant)> {
-        if self.done.is_none() {
-            if let Ok(r) = self.rx.recv_timeout(timeout) {
-                self.done = Some(r);
-            }
+        if self.done.is_none()
+            && let Ok(r) = self.rx.recv_timeout(timeout)
+        {
+            self.done = Some(r);
         }
         self.done.take()
     }

@@ -89,11 +89,15 @@ pub fn woken(w: &Wakeups<P>) -> Vec<(u32, Result<Vec<u8>, mailslotfs::slot::Slot
         .collect()
 }
 
+/// The thread id every test creator uses.
+pub const CREATOR_TID: u32 = 100;
+
 pub fn user(uid: u32) -> Creator {
     Creator {
         uid,
         gid: uid,
         perm: 0o644,
+        tid: CREATOR_TID,
     }
 }
 
