@@ -247,3 +247,26 @@ fn sigterm_ends_a_cat_server_with_eof() {
     let st = m.wait_exit(Duration::from_secs(5)).expect("daemon exit");
     assert_eq!(st.code(), Some(0));
 }
+
+#[test]
+fn a_daemon_unmounted_from_outside_never_unmounts_the_next_mount() {
+    // `umount DIR` then `mount DIR` at once: the old daemon, still exiting,
+    // must not take the new mount on the same directory down with it.
+    if !fuse_ok() {
+        return;
+    }
+    let mut m = Mount::daemon(&[]);
+    let old = m.pid();
+    let out = run(Command::new("umount").arg(&m.dir), Duration::from_secs(5));
+    assert!(out.status.success(), "umount: {out:?}");
+    let out = m.remount_daemon(&[]);
+    assert!(out.status.success(), "remount: {out:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || !pid_alive(old)),
+        "the old daemon did not exit"
+    );
+    assert!(is_mounted(&m.dir), "the old daemon unmounted the new mount");
+    let fd = create_slot(&m.path("still"));
+    send(&client(&m.path("still")), b"here");
+    assert_eq!(recv(&fd, Duration::from_secs(2)), b"here");
+}

@@ -18,12 +18,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation,
-    INodeNo, LockOwner, OpenAccMode, OpenFlags, PollEvents, PollFlags, PollNotifier, RenameFlags,
-    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
-    ReplyPoll, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    INodeNo, IoctlFlags, LockOwner, OpenAccMode, OpenFlags, PollEvents, PollFlags, PollNotifier,
+    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
+    ReplyIoctl, ReplyOpen, ReplyPoll, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 use log::debug;
 
+use crate::slot::batch;
 use crate::slot::limits::InfoAttr;
 use crate::slot::queue::{ReadOutcome, Wakeups};
 use crate::slot::table::{Attr, Creator, Ino, Kind, Role, SlotDefaults, Table};
@@ -400,11 +402,14 @@ impl fuser::Filesystem for MailslotFs {
         }
         let nonblocking = flags.0 & libc::O_NONBLOCK != 0;
         let parked = ParkedRead { reply, tid };
-        let outcome =
-            handle
-                .slot
-                .lock()
-                .read(parked, size, nonblocking, now(), self.0.config.park_cap);
+        let cap = self.0.config.park_cap;
+        let mut slot = handle.slot.lock();
+        let outcome = if handle.batch {
+            slot.read_batch(parked, size, nonblocking, now(), cap)
+        } else {
+            slot.read(parked, size, nonblocking, now(), cap)
+        };
+        drop(slot);
         match outcome {
             ReadOutcome::Ready(parked, result, wakeups) => {
                 answer_read(parked.reply, result, tid);
@@ -432,13 +437,18 @@ impl fuser::Filesystem for MailslotFs {
         if handle.role != Role::Client {
             return reply.error(refuse("write", req.pid(), SlotError::WrongRole));
         }
-        let result = handle
-            .slot
-            .lock()
-            .write(data, now(), |parked| signals::pending(parked.tid));
+        let interrupted = |parked: &ParkedRead| signals::pending(parked.tid);
+        let mut slot = handle.slot.lock();
+        let result = if handle.batch {
+            slot.write_batch(data, now(), interrupted)
+        } else {
+            slot.write(data, now(), interrupted)
+                .map(|wakeups| (data.len(), wakeups))
+        };
+        drop(slot);
         match result {
-            Ok(wakeups) => {
-                reply.written(data.len() as u32);
+            Ok((taken, wakeups)) => {
+                reply.written(taken as u32);
                 self.0.wake(wakeups);
             }
             Err(e) => reply.error(refuse("write", req.pid(), e)),
@@ -603,6 +613,30 @@ impl fuser::Filesystem for MailslotFs {
         let by = creator(req, mode, umask);
         self.0
             .create(req.pid(), parent.0, name.as_bytes(), flags, by, reply, true);
+    }
+
+    fn ioctl(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: IoctlFlags,
+        cmd: u32,
+        in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        let switch = in_data
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_ne_bytes);
+        match (cmd, switch) {
+            (batch::IOCTL_SET_BATCH, Some(on)) => match self.0.table.set_batch(fh.0, on != 0) {
+                Ok(()) => reply.ioctl(0, &[]),
+                Err(e) => reply.error(refuse("ioctl", req.pid(), e)),
+            },
+            _ => reply.error(Errno::ENOTTY),
+        }
     }
 
     fn poll(

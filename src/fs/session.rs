@@ -51,6 +51,9 @@ fn read_sysctl(name: &str) -> Option<u64> {
 pub struct Mounted {
     session: BackgroundSession,
     dir: PathBuf,
+    /// Our mount's device (`major:minor`), so that we never unmount a
+    /// mount someone else has since put on the same directory.
+    device: Option<String>,
 }
 
 /// Mounts `fs` at `dir`. Returns once the kernel has completed the FUSE
@@ -77,6 +80,7 @@ pub fn mount(fs: MailslotFs, dir: &Path, allow_other: bool) -> io::Result<Mounte
     Ok(Mounted {
         session,
         dir: dir.to_path_buf(),
+        device: top_mount_device(dir),
     })
 }
 
@@ -90,13 +94,21 @@ impl Mounted {
     /// plain unmount fail with EBUSY; the mount is then detached, and those
     /// clients see the connection end when the daemon exits.
     pub fn unmount(self) {
-        if let Err(e) = unmount(&self.dir) {
-            log::warn!("unmounting {}: {e}", self.dir.display());
+        // Unmounted from outside already, the directory may hold someone
+        // else's mount by now, which is not ours to remove.
+        let ours = !self.is_finished() && top_mount_device(&self.dir) == self.device;
+        if ours {
+            if let Err(e) = unmount(&self.dir) {
+                log::warn!("unmounting {}: {e}", self.dir.display());
+            }
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while !self.session.guard.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !self.session.guard.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        // fuser's own drop would unmount the directory again, whatever is
+        // mounted there now; the process is about to exit, so skip it.
+        std::mem::forget(self.session);
     }
 }
 
@@ -143,15 +155,19 @@ pub fn is_stale(dir: &Path) -> bool {
 
 /// Whether `dir` is already a mount point (of anything).
 pub fn is_mount_point(dir: &Path) -> bool {
-    let Ok(dir) = dir.canonicalize() else {
-        return false;
-    };
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    info.lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .any(|point| Path::new(&unescape_mount_path(point)) == dir)
+    top_mount_device(dir).is_some()
+}
+
+/// The device (`major:minor`) of the topmost mount on `dir`, if any.
+fn top_mount_device(dir: &Path) -> Option<String> {
+    let dir = dir.canonicalize().ok()?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().rev().find_map(|line| {
+        let mut fields = line.split(' ');
+        let device = fields.nth(2)?;
+        let point = fields.nth(1)?;
+        (Path::new(&unescape_mount_path(point)) == dir).then(|| device.to_owned())
+    })
 }
 
 /// /proc/self/mountinfo writes space, tab, newline and backslash as `\ooo`.

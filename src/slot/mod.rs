@@ -16,6 +16,7 @@
 //! | read on an empty queue | `WouldBlock`, or parked until a message, the timeout (`TimedOut`) or a signal (`Interrupted`) |
 //! | release of the server handle | the slot, its name and its messages are gone; clients get `ServerGone` |
 
+pub mod batch;
 pub mod error;
 pub mod limits;
 pub mod name;

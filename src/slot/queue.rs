@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::batch::{FRAME_HEADER, next_frame, push_frame};
 use super::limits::{Limits, ReadTimeout, SlotInfo};
 use super::{Now, Parking, SlotError};
 
@@ -71,6 +72,8 @@ enum Life {
 struct ParkedRead<R> {
     reader: R,
     buffer_size: u32,
+    /// A batch-mode reader: its message is delivered as a frame.
+    framed: bool,
     /// When to give up, and with which error.
     deadline: Option<(Instant, SlotError)>,
 }
@@ -123,6 +126,44 @@ impl<K: Parking> Slot<K> {
         now: Now,
         interrupted: impl Fn(&K::Reader) -> bool,
     ) -> Result<Wakeups<K>, SlotError> {
+        let mut wakeups = Wakeups::default();
+        self.accept(data, now, &interrupted, &mut wakeups)?;
+        Ok(wakeups)
+    }
+
+    /// Batch mode: queues each whole frame of `frames` as one message and
+    /// returns how many bytes of frames it took. It stops early (a short
+    /// write) at a full quota, an oversized frame or a partial frame; it
+    /// fails only when it could take no frame at all.
+    pub fn write_batch(
+        &mut self,
+        frames: &[u8],
+        now: Now,
+        interrupted: impl Fn(&K::Reader) -> bool,
+    ) -> Result<(usize, Wakeups<K>), SlotError> {
+        let mut wakeups = Wakeups::default();
+        let mut rest = frames;
+        while let Some((message, after)) = next_frame(rest) {
+            match self.accept(message, now, &interrupted, &mut wakeups) {
+                Ok(()) => rest = after,
+                Err(e) if rest.len() == frames.len() => return Err(e),
+                Err(_) => break,
+            }
+        }
+        if rest.len() == frames.len() {
+            // Not even one whole frame: the caller's framing is wrong.
+            return Err(SlotError::InvalidValue);
+        }
+        Ok((frames.len() - rest.len(), wakeups))
+    }
+
+    fn accept(
+        &mut self,
+        data: &[u8],
+        now: Now,
+        interrupted: &impl Fn(&K::Reader) -> bool,
+        wakeups: &mut Wakeups<K>,
+    ) -> Result<(), SlotError> {
         if self.life != Life::Open {
             return Err(SlotError::ServerGone);
         }
@@ -131,7 +172,7 @@ impl<K: Parking> Slot<K> {
         }
         if data.is_empty() && !self.keep_empty {
             self.dropped += 1;
-            return Ok(Wakeups::default());
+            return Ok(());
         }
         if self.is_full(data.len()) {
             self.dropped += 1;
@@ -139,13 +180,13 @@ impl<K: Parking> Slot<K> {
         }
         self.received += 1;
         self.modified = now.wall;
-        let mut wakeups = Wakeups::default();
         while let Some(parked) = self.readers.pop_front() {
+            let needed = data.len() + if parked.framed { FRAME_HEADER } else { 0 };
             if interrupted(&parked.reader) {
                 wakeups
                     .readers
                     .push((parked.reader, Err(SlotError::Interrupted)));
-            } else if parked.buffer_size < data.len() as u32 {
+            } else if (parked.buffer_size as usize) < needed {
                 // Windows keeps the message and fails the read; the next
                 // reader in line may have room for it.
                 wakeups
@@ -154,14 +195,21 @@ impl<K: Parking> Slot<K> {
             } else {
                 self.read += 1;
                 self.accessed = now.wall;
-                wakeups.readers.push((parked.reader, Ok(data.into())));
-                return Ok(wakeups);
+                let message = if parked.framed {
+                    let mut framed = Vec::with_capacity(needed);
+                    push_frame(&mut framed, data);
+                    framed.into_boxed_slice()
+                } else {
+                    data.into()
+                };
+                wakeups.readers.push((parked.reader, Ok(message)));
+                return Ok(());
             }
         }
         self.messages.push_back(data.into());
         self.queued_bytes += data.len() as u64;
-        wakeups.pollers = std::mem::take(&mut self.pollers);
-        Ok(wakeups)
+        wakeups.pollers.append(&mut self.pollers);
+        Ok(())
     }
 
     /// Reads the oldest message, or parks `reader` until one arrives.
@@ -175,6 +223,31 @@ impl<K: Parking> Slot<K> {
         now: Now,
         park_cap: Option<Duration>,
     ) -> ReadOutcome<K> {
+        self.read_as(reader, buffer_size, nonblocking, now, park_cap, false)
+    }
+
+    /// Batch mode: every waiting message that fits in `buffer_size`, as
+    /// frames; otherwise exactly like [`Slot::read`].
+    pub fn read_batch(
+        &mut self,
+        reader: K::Reader,
+        buffer_size: u32,
+        nonblocking: bool,
+        now: Now,
+        park_cap: Option<Duration>,
+    ) -> ReadOutcome<K> {
+        self.read_as(reader, buffer_size, nonblocking, now, park_cap, true)
+    }
+
+    fn read_as(
+        &mut self,
+        reader: K::Reader,
+        buffer_size: u32,
+        nonblocking: bool,
+        now: Now,
+        park_cap: Option<Duration>,
+        framed: bool,
+    ) -> ReadOutcome<K> {
         match self.life {
             Life::Open => {}
             Life::ShutDown => {
@@ -184,15 +257,20 @@ impl<K: Parking> Slot<K> {
                 return ReadOutcome::Ready(reader, Err(SlotError::ServerGone), Wakeups::default());
             }
         }
+        let header = if framed { FRAME_HEADER } else { 0 };
         if let Some(head) = self.messages.front() {
-            if head.len() > buffer_size as usize {
+            if head.len() + header > buffer_size as usize {
                 return ReadOutcome::Ready(
                     reader,
                     Err(SlotError::BufferTooSmall),
                     Wakeups::default(),
                 );
             }
-            let message = self.pop(now);
+            let message = if framed {
+                self.pop_frames(buffer_size as usize, now)
+            } else {
+                self.pop(now)
+            };
             let wakeups = Wakeups {
                 readers: Vec::new(),
                 pollers: std::mem::take(&mut self.pollers),
@@ -216,9 +294,23 @@ impl<K: Parking> Slot<K> {
         self.readers.push_back(ParkedRead {
             reader,
             buffer_size,
+            framed,
             deadline,
         });
         ReadOutcome::Parked
+    }
+
+    /// Pops every queued message whose frame still fits in `room` bytes.
+    fn pop_frames(&mut self, room: usize, now: Now) -> Box<[u8]> {
+        let mut out = Vec::new();
+        while let Some(head) = self.messages.front() {
+            if out.len() + FRAME_HEADER + head.len() > room {
+                break;
+            }
+            let message = self.pop(now);
+            push_frame(&mut out, &message);
+        }
+        out.into_boxed_slice()
     }
 
     fn pop(&mut self, now: Now) -> Box<[u8]> {

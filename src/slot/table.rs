@@ -72,11 +72,13 @@ pub enum Role {
     Client,
 }
 
-/// An open handle: which slot, and which end.
+/// An open handle: which slot, which end, and whether it reads and writes
+/// frames (see [`super::batch`]).
 pub struct Handle<K: Parking> {
     pub ino: Ino,
     pub role: Role,
     pub slot: SlotRef<K>,
+    pub batch: bool,
 }
 
 impl<K: Parking> Clone for Handle<K> {
@@ -85,6 +87,7 @@ impl<K: Parking> Clone for Handle<K> {
             ino: self.ino,
             role: self.role,
             slot: Arc::clone(&self.slot),
+            batch: self.batch,
         }
     }
 }
@@ -298,6 +301,7 @@ impl<K: Parking> Table<K> {
                 ino,
                 role: Role::Server,
                 slot,
+                batch: false,
             },
         );
         Ok((attr, fh, Role::Server))
@@ -318,6 +322,7 @@ impl<K: Parking> Table<K> {
             ino,
             role: Role::Client,
             slot: Arc::clone(slot),
+            batch: false,
         };
         drop(tree);
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
@@ -328,6 +333,14 @@ impl<K: Parking> Table<K> {
     /// The handle behind `fh`.
     pub fn handle(&self, fh: Fh) -> Option<Handle<K>> {
         self.handles.read().get(&fh).cloned()
+    }
+
+    /// Switches batch mode on or off for one open handle.
+    pub fn set_batch(&self, fh: Fh, on: bool) -> Result<(), SlotError> {
+        let mut handles = self.handles.write();
+        let handle = handles.get_mut(&fh).ok_or(SlotError::NotFound)?;
+        handle.batch = on;
+        Ok(())
     }
 
     /// A descriptor of handle `fh` was closed by thread `tid`. When the

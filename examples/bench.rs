@@ -1,0 +1,659 @@
+//! mailslotfs against kernel IPC, measured in one run on one machine.
+//!
+//! `bench --bin target/release/mailslotfs [--runs N] [--quick]` mounts its own
+//! file systems in temporary directories, measures one-way throughput and
+//! ping-pong latency through mailslotfs, POSIX message queues and AF_UNIX
+//! datagram sockets, and the daemon's memory per queued message, then prints
+//! a table with ratios. Each figure is the median of N runs, with min–max.
+//! Driven by `scripts/bench.sh`.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The batch-mode ioctl: `_IOW('M', 1, u32)`.
+const MAILSLOT_IOC_BATCH: u64 = mailslotfs::slot::batch::IOCTL_SET_BATCH as u64;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    let Some(bin) = value("--bin") else {
+        eprintln!("usage: bench --bin PATH-TO-mailslotfs [--runs N] [--quick]");
+        std::process::exit(2);
+    };
+    let quick = args.iter().any(|a| a == "--quick");
+    let runs: usize = value("--runs")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(if quick { 1 } else { 5 });
+    let scale = if quick { 10 } else { 1 };
+    if let Err(e) = run(Path::new(&bin), runs, scale) {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// One figure over several runs.
+struct Figure {
+    samples: Vec<f64>,
+}
+
+impl Figure {
+    fn measure(runs: usize, mut one: impl FnMut() -> io::Result<f64>) -> io::Result<Figure> {
+        let mut samples = (0..runs).map(|_| one()).collect::<io::Result<Vec<_>>>()?;
+        samples.sort_by(f64::total_cmp);
+        Ok(Figure { samples })
+    }
+    fn median(&self) -> f64 {
+        self.samples[self.samples.len() / 2]
+    }
+    fn show(&self, unit: &str) -> String {
+        let (lo, hi) = (self.samples[0], self.samples[self.samples.len() - 1]);
+        format!(
+            "{} {unit} ({}–{})",
+            human(self.median()),
+            human(lo),
+            human(hi)
+        )
+    }
+}
+
+fn human(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Transport {
+    Mailslot,
+    MailslotBatch,
+    PosixMq,
+    UnixDgram,
+}
+
+impl Transport {
+    fn name(self) -> &'static str {
+        match self {
+            Transport::Mailslot => "mailslotfs",
+            Transport::MailslotBatch => "mailslotfs batch",
+            Transport::PosixMq => "POSIX mq",
+            Transport::UnixDgram => "AF_UNIX dgram",
+        }
+    }
+}
+
+fn run(bin: &Path, runs: usize, scale: usize) -> io::Result<()> {
+    let mount = Mount::start(bin, "quota_messages=1000000,quota_bytes=256M")?;
+    let transports = [
+        Transport::Mailslot,
+        Transport::PosixMq,
+        Transport::UnixDgram,
+        Transport::MailslotBatch,
+    ];
+    println!("One-way messages/s, producer(s) -> one consumer (median of {runs}, min–max)");
+    println!(
+        "{:<18} {:>7} {:>8}  messages/s",
+        "transport", "size", "writers"
+    );
+    let mut table = Vec::new();
+    for size in [64usize, 1024, 16 * 1024] {
+        for writers in [1usize, 2] {
+            for t in transports {
+                let count = match size {
+                    64 => 400_000,
+                    1024 => 200_000,
+                    _ => 50_000,
+                } / scale;
+                let count = if t == Transport::MailslotBatch {
+                    count * 4
+                } else {
+                    count
+                };
+                let fig = Figure::measure(runs, || one_way(t, &mount, size, writers, count))?;
+                println!(
+                    "{:<18} {:>7} {:>8}  {}",
+                    t.name(),
+                    size,
+                    writers,
+                    fig.show("msg/s")
+                );
+                table.push((t, size, writers, fig.median()));
+            }
+        }
+    }
+    let rate = |t, s, w| {
+        table
+            .iter()
+            .find(|(tt, ss, ww, _)| *tt == t && *ss == s && *ww == w)
+            .map_or(f64::NAN, |x| x.3)
+    };
+    println!();
+    println!("Ratios (median against median, same run)");
+    for size in [64usize, 1024, 16 * 1024] {
+        for writers in [1usize, 2] {
+            let ms = rate(Transport::Mailslot, size, writers);
+            println!(
+                "  {size:>5} B, {writers} writer(s): mailslotfs/mq {:.3}  mailslotfs/unix {:.3}  batch/mq {:.3}",
+                ms / rate(Transport::PosixMq, size, writers),
+                ms / rate(Transport::UnixDgram, size, writers),
+                rate(Transport::MailslotBatch, size, writers)
+                    / rate(Transport::PosixMq, size, writers),
+            );
+        }
+        println!(
+            "  {size:>5} B: mailslotfs 2 writers / 1 writer {:.2}",
+            rate(Transport::Mailslot, size, 2) / rate(Transport::Mailslot, size, 1)
+        );
+    }
+    println!();
+    println!("Ping-pong round trip, 64 B (median of {runs} runs' medians and p99s)");
+    let iters = 20_000 / scale;
+    for t in [
+        Transport::Mailslot,
+        Transport::PosixMq,
+        Transport::UnixDgram,
+    ] {
+        let mut p99s = Vec::new();
+        let median = Figure::measure(runs, || {
+            let mut rtts = ping_pong(t, &mount, iters)?;
+            rtts.sort_by(f64::total_cmp);
+            p99s.push(rtts[rtts.len() * 99 / 100]);
+            Ok(rtts[rtts.len() / 2])
+        })?;
+        let p99 = Figure {
+            samples: {
+                p99s.sort_by(f64::total_cmp);
+                p99s
+            },
+        };
+        println!(
+            "{:<18} median {}  p99 {}",
+            t.name(),
+            median.show("µs"),
+            p99.show("µs")
+        );
+    }
+    drop(mount);
+    println!();
+    let per_message = Figure::measure(runs.min(3), || memory_per_message(bin, 1_000_000 / scale))?;
+    println!(
+        "Daemon memory per queued 64 B message: {} (payload 64 B, overhead {:.1} B)",
+        per_message.show("B"),
+        per_message.median() - 64.0
+    );
+    Ok(())
+}
+
+/// A mailslotfs daemon in the foreground on a temp dir, stopped on drop.
+struct Mount {
+    dir: PathBuf,
+    child: Child,
+}
+
+impl Mount {
+    fn start(bin: &Path, options: &str) -> io::Result<Mount> {
+        let dir = std::env::temp_dir().join(format!(
+            "mailslotfs-bench-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let child = Command::new(bin)
+            .args(["mount", "--foreground", "-o", options])
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .spawn()?;
+        let mount = Mount { dir, child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !is_mounted(&mount.dir) {
+            if Instant::now() > deadline {
+                return Err(io::Error::other("the mount did not come up"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(mount)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn rss_bytes(&self) -> io::Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or_else(|| io::Error::other("no VmRSS"))?;
+        Ok(kib * 1024.0)
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if is_mounted(&self.dir) {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+fn is_mounted(dir: &Path) -> bool {
+    std::fs::read_to_string("/proc/self/mounts")
+        .map(|m| m.lines().any(|l| l.split(' ').nth(1) == dir.to_str()))
+        .unwrap_or(false)
+}
+
+fn check(rc: isize) -> io::Result<usize> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc as usize)
+    }
+}
+
+fn open(path: &Path, flags: i32) -> io::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
+    // SAFETY: NUL-terminated path; the returned fd is owned from here.
+    let fd = check(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, 0o600) } as isize)?;
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is writable for its length.
+    check(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+/// Writes one message, waiting (poll for POLLOUT) while the slot is full.
+fn write_retrying(fd: RawFd, data: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `data` is readable for its length.
+        match check(unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) }) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                let mut p = libc::pollfd {
+                    fd,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut p, 1, 100) };
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Runs `body` in `n` forked children, all released at once by `start`.
+/// Returns the pids to wait for.
+fn fork_writers(
+    n: usize,
+    body: impl Fn(usize) -> io::Result<()>,
+) -> io::Result<(Vec<i32>, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } as isize)?;
+    // SAFETY: fresh descriptors we own.
+    let (gate_read, gate_write) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let mut pids = Vec::new();
+    for i in 0..n {
+        // SAFETY: the benchmark is single-threaded when it forks; the child
+        // only runs `body` and `_exit`s.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            drop(gate_write);
+            let mut byte = [0u8];
+            let _ = read(gate_read.as_raw_fd(), &mut byte);
+            let code = match body(i) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("bench writer: {e}");
+                    1
+                }
+            };
+            // SAFETY: leave the child without running the parent's destructors.
+            unsafe { libc::_exit(code) };
+        }
+        check(pid as isize)?;
+        pids.push(pid);
+    }
+    drop(gate_read);
+    Ok((pids, gate_write))
+}
+
+fn reap(pids: &[i32]) -> io::Result<()> {
+    for &pid in pids {
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        if status != 0 {
+            return Err(io::Error::other(format!("writer {pid} failed ({status})")));
+        }
+    }
+    Ok(())
+}
+
+/// Splits `count` messages among `writers`.
+fn share(count: usize, writers: usize, i: usize) -> usize {
+    count / writers + usize::from(i < count % writers)
+}
+
+/// Batch frames: a u32 little-endian length, then the bytes.
+fn frames(size: usize, n: usize) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(n * (size + 4));
+    for _ in 0..n {
+        buf.extend_from_slice(&(size as u32).to_le_bytes());
+        buf.extend(std::iter::repeat_n(b'x', size));
+    }
+    buf
+}
+
+fn set_batch(fd: RawFd) -> io::Result<()> {
+    let on: u32 = 1;
+    // SAFETY: the ioctl reads one u32 from `on`.
+    check(unsafe { libc::ioctl(fd, MAILSLOT_IOC_BATCH as _, &on) } as isize).map(drop)
+}
+
+fn one_way(
+    t: Transport,
+    mount: &Mount,
+    size: usize,
+    writers: usize,
+    count: usize,
+) -> io::Result<f64> {
+    let payload = vec![b'x'; size];
+    let mut buf = vec![0u8; 1 << 20];
+    match t {
+        Transport::Mailslot | Transport::MailslotBatch => {
+            let path = mount.path(&format!("oneway-{size}-{writers}"));
+            let server = open(&path, libc::O_CREAT | libc::O_EXCL | libc::O_RDONLY)?;
+            let batch = t == Transport::MailslotBatch;
+            if batch {
+                set_batch(server.as_raw_fd())?;
+            }
+            let per_batch = (64 * 1024 / (size + 4)).max(1);
+            let (pids, gate) = fork_writers(writers, |i| {
+                let client = open(&path, libc::O_WRONLY)?;
+                let fd = client.as_raw_fd();
+                let mine = share(count, writers, i);
+                if batch {
+                    set_batch(fd)?;
+                    let mut left = mine;
+                    let block = frames(size, per_batch);
+                    while left > 0 {
+                        let n = left.min(per_batch);
+                        let mut chunk = &block[..n * (size + 4)];
+                        while !chunk.is_empty() {
+                            let done = write_retrying(fd, chunk)?;
+                            chunk = &chunk[done..];
+                        }
+                        left -= n;
+                    }
+                } else {
+                    for _ in 0..mine {
+                        write_retrying(fd, &payload)?;
+                    }
+                }
+                Ok(())
+            })?;
+            let start = Instant::now();
+            drop(gate);
+            let mut got = 0;
+            while got < count {
+                let n = read(server.as_raw_fd(), &mut buf)?;
+                got += if batch { count_frames(&buf[..n]) } else { 1 };
+            }
+            let elapsed = start.elapsed();
+            reap(&pids)?;
+            Ok(count as f64 / elapsed.as_secs_f64())
+        }
+        Transport::PosixMq => {
+            let queue =
+                PosixMq::create(&format!("/mailslotfs-bench-{}", std::process::id()), size)?;
+            let (pids, gate) = fork_writers(writers, |i| {
+                for _ in 0..share(count, writers, i) {
+                    queue.send(&payload)?;
+                }
+                Ok(())
+            })?;
+            let start = Instant::now();
+            drop(gate);
+            for _ in 0..count {
+                queue.receive(&mut buf)?;
+            }
+            let elapsed = start.elapsed();
+            reap(&pids)?;
+            Ok(count as f64 / elapsed.as_secs_f64())
+        }
+        Transport::UnixDgram => {
+            let (rx, tx) = unix_pair()?;
+            let (pids, gate) = fork_writers(writers, |i| {
+                for _ in 0..share(count, writers, i) {
+                    // SAFETY: `payload` is readable for its length.
+                    check(unsafe { libc::send(tx.as_raw_fd(), payload.as_ptr().cast(), size, 0) })?;
+                }
+                Ok(())
+            })?;
+            let start = Instant::now();
+            drop(gate);
+            for _ in 0..count {
+                read(rx.as_raw_fd(), &mut buf)?;
+            }
+            let elapsed = start.elapsed();
+            reap(&pids)?;
+            Ok(count as f64 / elapsed.as_secs_f64())
+        }
+    }
+}
+
+fn count_frames(mut buf: &[u8]) -> usize {
+    let mut n = 0;
+    while buf.len() >= 4 {
+        let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        buf = &buf[(4 + len).min(buf.len())..];
+        n += 1;
+    }
+    n
+}
+
+/// Round trips of a 64 B message between two processes, in microseconds.
+fn ping_pong(t: Transport, mount: &Mount, iters: usize) -> io::Result<Vec<f64>> {
+    let msg = [b'p'; 64];
+    let mut buf = vec![0u8; 65536];
+    let mut rtts = Vec::with_capacity(iters);
+    match t {
+        Transport::Mailslot | Transport::MailslotBatch => {
+            let ping = mount.path("ping");
+            let pong = mount.path("pong");
+            let here = open(&ping, libc::O_CREAT | libc::O_EXCL | libc::O_RDONLY)?;
+            let there = open(&pong, libc::O_CREAT | libc::O_EXCL | libc::O_RDONLY)?;
+            let (pids, gate) = fork_writers(1, |_| {
+                let back = open(&ping, libc::O_WRONLY)?;
+                let mut buf = [0u8; 256];
+                for _ in 0..iters {
+                    let n = read(there.as_raw_fd(), &mut buf)?;
+                    write_retrying(back.as_raw_fd(), &buf[..n])?;
+                }
+                Ok(())
+            })?;
+            drop(there);
+            let out = open(&pong, libc::O_WRONLY)?;
+            drop(gate);
+            for _ in 0..iters {
+                let start = Instant::now();
+                write_retrying(out.as_raw_fd(), &msg)?;
+                read(here.as_raw_fd(), &mut buf)?;
+                rtts.push(start.elapsed().as_secs_f64() * 1e6);
+            }
+            reap(&pids)?;
+        }
+        Transport::PosixMq => {
+            let base = format!("/mailslotfs-bench-pp-{}", std::process::id());
+            let there = PosixMq::create(&format!("{base}-a"), 64)?;
+            let back = PosixMq::create(&format!("{base}-b"), 64)?;
+            let (pids, gate) = fork_writers(1, |_| {
+                let mut buf = [0u8; 64];
+                for _ in 0..iters {
+                    let n = there.receive(&mut buf)?;
+                    back.send(&buf[..n])?;
+                }
+                Ok(())
+            })?;
+            drop(gate);
+            for _ in 0..iters {
+                let start = Instant::now();
+                there.send(&msg)?;
+                back.receive(&mut buf)?;
+                rtts.push(start.elapsed().as_secs_f64() * 1e6);
+            }
+            reap(&pids)?;
+        }
+        Transport::UnixDgram => {
+            let (a, b) = unix_pair()?;
+            let (pids, gate) = fork_writers(1, |_| {
+                let mut buf = [0u8; 256];
+                for _ in 0..iters {
+                    let n = read(b.as_raw_fd(), &mut buf)?;
+                    // SAFETY: `buf` is readable for n bytes.
+                    check(unsafe { libc::send(b.as_raw_fd(), buf.as_ptr().cast(), n, 0) })?;
+                }
+                Ok(())
+            })?;
+            drop(gate);
+            for _ in 0..iters {
+                let start = Instant::now();
+                // SAFETY: `msg` is readable for its length.
+                check(unsafe { libc::send(a.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) })?;
+                read(a.as_raw_fd(), &mut buf)?;
+                rtts.push(start.elapsed().as_secs_f64() * 1e6);
+            }
+            reap(&pids)?;
+        }
+    }
+    Ok(rtts)
+}
+
+/// RSS growth of a fresh daemon per queued 64 B message.
+fn memory_per_message(bin: &Path, count: usize) -> io::Result<f64> {
+    let mount = Mount::start(bin, "quota_messages=2000000,quota_bytes=1G")?;
+    let server = open(&mount.path("hoard"), libc::O_CREAT | libc::O_RDONLY)?;
+    let client = open(&mount.path("hoard"), libc::O_WRONLY)?;
+    let before = mount.rss_bytes()?;
+    let msg = [b'm'; 64];
+    for _ in 0..count {
+        write_retrying(client.as_raw_fd(), &msg)?;
+    }
+    let after = mount.rss_bytes()?;
+    drop((client, server));
+    Ok((after - before) / count as f64)
+}
+
+/// Queue depth for `size`-byte messages: 256, or fewer when the user's
+/// RLIMIT_MSGQUEUE (bytes for all of one user's queues) would not hold it.
+fn mq_depth(size: usize) -> libc::c_long {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct we own.
+    unsafe { libc::getrlimit(libc::RLIMIT_MSGQUEUE, &mut limit) };
+    let per_message = size as u64 + 128;
+    (limit.rlim_cur / per_message / 2).clamp(8, 256) as libc::c_long
+}
+
+/// A POSIX message queue, unlinked on drop.
+struct PosixMq {
+    fd: libc::mqd_t,
+    name: CString,
+}
+
+impl PosixMq {
+    fn create(name: &str, size: usize) -> io::Result<PosixMq> {
+        let name = CString::new(name).map_err(io::Error::other)?;
+        // SAFETY: an all-zero mq_attr is valid; we set the fields we use.
+        let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+        attr.mq_maxmsg = mq_depth(size);
+        attr.mq_msgsize = size as _;
+        // SAFETY: NUL-terminated name, valid attr pointer.
+        unsafe { libc::mq_unlink(name.as_ptr()) };
+        // SAFETY: as above.
+        let fd = unsafe {
+            libc::mq_open(
+                name.as_ptr(),
+                libc::O_CREAT | libc::O_RDWR,
+                0o600 as libc::mode_t,
+                &attr as *const libc::mq_attr,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(PosixMq { fd, name })
+    }
+
+    fn send(&self, data: &[u8]) -> io::Result<()> {
+        // SAFETY: `data` is readable for its length.
+        check(unsafe { libc::mq_send(self.fd, data.as_ptr().cast(), data.len(), 0) } as isize)
+            .map(drop)
+    }
+
+    fn receive(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is writable for its length.
+        check(unsafe {
+            libc::mq_receive(
+                self.fd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                std::ptr::null_mut(),
+            )
+        })
+    }
+}
+
+impl Drop for PosixMq {
+    fn drop(&mut self) {
+        // SAFETY: our own descriptor and name.
+        unsafe {
+            libc::mq_close(self.fd);
+            libc::mq_unlink(self.name.as_ptr());
+        }
+    }
+}
+
+fn unix_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    check(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } as isize)?;
+    // SAFETY: fresh descriptors we own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
