@@ -110,16 +110,9 @@ fn run(bin: &Path, runs: usize, scale: usize) -> io::Result<()> {
     for size in [64usize, 1024, 16 * 1024] {
         for writers in [1usize, 2] {
             for t in transports {
-                let count = match size {
-                    64 => 400_000,
-                    1024 => 200_000,
-                    _ => 50_000,
-                } / scale;
-                let count = if t == Transport::MailslotBatch {
-                    count * 4
-                } else {
-                    count
-                };
+                // Size each run to about half a second from a short trial.
+                let trial = one_way(t, &mount, size, writers, 2_000)?;
+                let count = ((trial * 0.5 / scale as f64) as usize).clamp(2_000, 4_000_000);
                 let fig = Figure::measure(runs, || one_way(t, &mount, size, writers, count))?;
                 println!(
                     "{:<18} {:>7} {:>8}  {}",

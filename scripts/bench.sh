@@ -15,6 +15,12 @@ old_msg_max=$(cat $mq/msg_max) old_msgsize_max=$(cat $mq/msgsize_max)
 restore() {
   echo "$old_msg_max" > $mq/msg_max
   echo "$old_msgsize_max" > $mq/msgsize_max
+  # Should the benchmark die without its own clean-up, leave nothing mounted.
+  pkill -f "mailslotfs mount --foreground -o quota_" 2>/dev/null || true
+  for m in $(awk '$2 ~ /mailslotfs-bench-/ {print $2}' /proc/mounts); do
+    umount -l "$m" 2>/dev/null || true
+    rmdir "$m" 2>/dev/null || true
+  done
 }
 trap restore EXIT
 echo 256 > $mq/msg_max
