@@ -97,6 +97,7 @@ impl MSlot {
             next_size: self.msgs.front().map(|m| m.len() as u32),
             message_count: self.msgs.len() as u32,
             queued_bytes: self.bytes(),
+            owner_pid: CREATOR_PID,
             received: self.received,
             read: self.read,
             dropped: self.dropped,
@@ -136,7 +137,13 @@ fn model_apply(attr: InfoAttr, value: &str, mut l: Limits) -> Result<Limits, Slo
                 t => ReadTimeout::After(ms(as_u32(t)?.into())),
             }
         }
-        InfoAttr::NextSize | InfoAttr::MessageCount | InfoAttr::QueuedBytes => {
+        InfoAttr::NextSize
+        | InfoAttr::MessageCount
+        | InfoAttr::QueuedBytes
+        | InfoAttr::OwnerPid
+        | InfoAttr::Received
+        | InfoAttr::Read
+        | InfoAttr::Dropped => {
             return Err(SlotError::NotPermitted);
         }
     }

@@ -6,6 +6,7 @@
 //! answers it.
 
 mod errno;
+mod procfs;
 pub mod session;
 mod signals;
 mod watchdog;
@@ -219,10 +220,18 @@ fn open_flags() -> FopenFlags {
     FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_STREAM | FopenFlags::FOPEN_NONSEEKABLE
 }
 
-/// Logs a refusal once, at the adapter boundary, and gives its errno.
-fn refuse(op: &str, pid: u32, error: SlotError) -> Errno {
-    debug!("{op} refused for pid {pid}: {error}");
-    errno::errno(error)
+/// Logs a refusal once, at the adapter boundary, naming the process that
+/// asked (FUSE gives the thread), and gives its errno.
+fn refuse(op: &str, tid: u32, error: SlotError) -> Errno {
+    let errno = errno::errno(error);
+    if log::log_enabled!(log::Level::Debug) {
+        let asker = match procfs::process_of(tid) {
+            pid if pid == tid || pid == 0 => format!("pid {tid}"),
+            pid => format!("pid {pid} (thread {tid})"),
+        };
+        debug!("{op} refused for {asker}: {error} (errno {})", errno.code());
+    }
+    errno
 }
 
 fn answer_read(reply: ReplyData, result: Result<Box<[u8]>, SlotError>, tid: u32) {
@@ -238,6 +247,7 @@ fn creator(req: &Request, mode: u32, umask: u32) -> Creator {
         gid: req.gid(),
         perm: (mode & !umask & 0o7777) as u16,
         tid: req.pid(),
+        pid: procfs::process_of(req.pid()),
     }
 }
 
@@ -493,7 +503,7 @@ impl fuser::Filesystem for MailslotFs {
             Ok(attr) if attr.kind == Kind::Directory => {
                 reply.opened(FileHandle(0), FopenFlags::empty())
             }
-            Ok(_) => reply.error(Errno::ENOTDIR),
+            Ok(_) => reply.error(refuse("opendir", req.pid(), SlotError::NotADirectory)),
             Err(e) => reply.error(refuse("opendir", req.pid(), e)),
         }
     }
@@ -538,6 +548,10 @@ impl fuser::Filesystem for MailslotFs {
         reply: ReplyEmpty,
     ) {
         let Some(attr) = InfoAttr::from_name(name.as_bytes()) else {
+            debug!(
+                "setxattr refused for pid {}: {name:?} is not settable here",
+                req.pid()
+            );
             return reply.error(Errno::ENOTSUP);
         };
         let transport_max = self.0.config.transport_max;
@@ -556,7 +570,13 @@ impl fuser::Filesystem for MailslotFs {
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let Some(attr) = InfoAttr::from_name(name.as_bytes()) else {
-            return reply.error(errno::errno(SlotError::NoSuchAttribute));
+            // The kernel asks for security.* names itself on every write;
+            // only a user.* question comes from a client.
+            let error = SlotError::NoSuchAttribute;
+            return reply.error(match name.as_bytes().starts_with(b"user.") {
+                true => refuse("getxattr", req.pid(), error),
+                false => errno::errno(error),
+            });
         };
         match self.0.table.info(ino.0) {
             Ok(info) => reply_xattr(reply, size, attr.format(&info).as_bytes()),

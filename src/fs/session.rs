@@ -53,12 +53,13 @@ pub struct Mounted {
     dir: PathBuf,
 }
 
-/// Mounts `fs` at `dir`. Returns once the kernel has completed the FUSE
-/// handshake, so the mount is usable when this returns.
-pub fn mount(fs: MailslotFs, dir: &Path, allow_other: bool) -> io::Result<Mounted> {
+/// Mounts `fs` at `dir`, shown in the mount table with `source` as its
+/// source. Returns once the kernel has completed the FUSE handshake, so the
+/// mount is usable when this returns.
+pub fn mount(fs: MailslotFs, dir: &Path, source: &str, allow_other: bool) -> io::Result<Mounted> {
     let mut config = Config::default();
     config.mount_options = vec![
-        MountOption::FSName("mailslotfs".to_owned()),
+        MountOption::FSName(source.to_owned()),
         // Subtype() is dropped on the direct (root) mount path; CUSTOM is not.
         MountOption::CUSTOM("subtype=mailslotfs".to_owned()),
         MountOption::DefaultPermissions,
@@ -141,54 +142,9 @@ pub fn is_stale(dir: &Path) -> bool {
     )
 }
 
-/// Whether `dir` is already a mount point (of anything).
-pub fn is_mount_point(dir: &Path) -> bool {
-    let Ok(dir) = dir.canonicalize() else {
-        return false;
-    };
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    info.lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .any(|point| Path::new(&unescape_mount_path(point)) == dir)
-}
-
-/// /proc/self/mountinfo writes space, tab, newline and backslash as `\ooo`.
-fn unescape_mount_path(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
-            std::str::from_utf8(d)
-                .ok()
-                .and_then(|d| u8::from_str_radix(d, 8).ok())
-        });
-        match (bytes[i], octal) {
-            (b'\\', Some(b)) => {
-                out.push(b);
-                i += 4;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(unescape_mount_path(r"/tmp/a\040b"), "/tmp/a b");
-        assert_eq!(unescape_mount_path(r"/x\134y"), r"/x\y");
-        assert_eq!(unescape_mount_path(r"/trailing\04"), r"/trailing\04");
-    }
 
     #[test]
     fn transport_limit_leaves_a_page_for_unaligned_buffers() {

@@ -84,6 +84,8 @@ pub struct Slot<K: Parking> {
     readers: VecDeque<ParkedRead<K::Reader>>,
     pollers: Vec<K::Poller>,
     life: Life,
+    /// The process that created the slot, for `status`.
+    owner_pid: u32,
     received: u64,
     read: u64,
     dropped: u64,
@@ -94,9 +96,10 @@ pub struct Slot<K: Parking> {
 }
 
 impl<K: Parking> Slot<K> {
-    /// A new, empty slot. `keep_empty` keeps zero-length messages, which
-    /// are otherwise dropped because a 0-byte read means end-of-file.
-    pub fn new(limits: Limits, keep_empty: bool, now: Now) -> Self {
+    /// A new, empty slot created by process `owner_pid`. `keep_empty` keeps
+    /// zero-length messages, which are otherwise dropped because a 0-byte
+    /// read means end-of-file.
+    pub fn new(limits: Limits, keep_empty: bool, owner_pid: u32, now: Now) -> Self {
         Slot {
             messages: VecDeque::new(),
             queued_bytes: 0,
@@ -105,6 +108,7 @@ impl<K: Parking> Slot<K> {
             readers: VecDeque::new(),
             pollers: Vec::new(),
             life: Life::Open,
+            owner_pid,
             received: 0,
             read: 0,
             dropped: 0,
@@ -309,6 +313,7 @@ impl<K: Parking> Slot<K> {
             next_size: self.messages.front().map(|m| m.len() as u32),
             message_count: self.messages.len() as u32,
             queued_bytes: self.queued_bytes,
+            owner_pid: self.owner_pid,
             received: self.received,
             read: self.read,
             dropped: self.dropped,

@@ -61,6 +61,8 @@ pub struct Creator {
     pub perm: u16,
     /// The creating thread: only its own closes mark a slot as closing.
     pub tid: u32,
+    /// The creating process (thread group), shown as the slot's owner.
+    pub pid: u32,
 }
 
 /// The two ends of a mailslot.
@@ -282,6 +284,7 @@ impl<K: Parking> Table<K> {
         let slot = Arc::new(Mutex::new(Slot::new(
             self.defaults.limits,
             self.defaults.keep_empty,
+            by.pid,
             now,
         )));
         let content = Content::Slot {
