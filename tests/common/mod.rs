@@ -205,10 +205,21 @@ impl Mount {
 
     /// Like `new`, on a given (empty, existing) directory.
     pub fn at(dir: PathBuf, opts: &[&str]) -> Mount {
+        Mount::foreground_with(dir, &[], &[], opts)
+    }
+
+    /// Like `at`, with extra command-line flags (`-v`) and environment.
+    pub fn foreground_with(
+        dir: PathBuf,
+        flags: &[&str],
+        env: &[(&str, &str)],
+        opts: &[&str],
+    ) -> Mount {
         let stderr_path = dir.with_extension("stderr");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let mut cmd = Command::new(BIN);
-        cmd.arg("mount").arg(&dir).arg("--foreground");
+        cmd.arg("mount").arg(&dir).arg("--foreground").args(flags);
+        cmd.envs(env.iter().copied());
         if !opts.is_empty() {
             cmd.arg("-o").arg(opts.join(","));
         }
@@ -251,14 +262,22 @@ impl Mount {
     /// Mounts in daemon mode (no --foreground): asserts the command exits 0
     /// and that the mount is in place the moment it has; adopts the daemon.
     pub fn daemon(opts: &[&str]) -> Mount {
+        Mount::daemon_with(&[], &[], opts)
+    }
+
+    /// Like `daemon`, with extra command-line flags and environment.
+    pub fn daemon_with(flags: &[&str], env: &[(&str, &str)], opts: &[&str]) -> Mount {
         let dir = temp_dir("dmn");
         let stderr_path = dir.with_extension("stderr");
         let mut cmd = Command::new(BIN);
-        cmd.arg("mount").arg(&dir);
+        cmd.arg("mount").arg(&dir).args(flags);
+        cmd.envs(env.iter().copied());
         if !opts.is_empty() {
             cmd.arg("-o").arg(opts.join(","));
         }
         let out = run(&mut cmd, Duration::from_secs(10));
+        // What the mount command printed, for `stderr()`.
+        let _ = std::fs::write(&stderr_path, &out.stderr);
         let mut m = Mount {
             dir,
             child: None,
