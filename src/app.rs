@@ -112,6 +112,15 @@ fn check_unprivileged_mount(allow_other: bool) -> Result<(), String> {
                 .to_owned(),
         );
     }
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+    {
+        return Err(format!(
+            "/dev/fuse: {e} (users other than root need it mode 0666, as udev sets it)"
+        ));
+    }
     let permitted = std::fs::read_to_string("/etc/fuse.conf")
         .is_ok_and(|conf| conf.lines().any(|line| line.trim() == "user_allow_other"));
     if allow_other && !permitted {

@@ -185,6 +185,38 @@ pub fn force_unmount(dir: &Path) {
     }
 }
 
+/// Temporary directories, and any daemon still serving one, removed on
+/// drop — also when the test fails half-way.
+pub struct Scratch(pub Vec<PathBuf>);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            for pid in processes_mentioning(dir) {
+                kill(pid, libc::SIGKILL);
+            }
+            force_unmount(dir);
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Processes whose command line names `dir` (our daemons, found by the
+/// unique directory they serve).
+pub fn processes_mentioning(dir: &Path) -> Vec<i32> {
+    let needle = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
+        })
+        .collect()
+}
+
 /// A live mailslotfs mount in a private temp dir, torn down on drop (also
 /// when the test panics).
 pub struct Mount {
