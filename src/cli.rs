@@ -36,6 +36,9 @@ pub enum Command {
     /// Returns once the mount is ready, leaving the daemon in the
     /// background; SIGTERM or SIGINT to the daemon unmounts and exits.
     /// A directory left behind by a killed daemon is cleaned up first.
+    /// Logs go to stderr with --foreground, and to syslog (the journal)
+    /// once in the background. Under systemd (Type=notify) readiness is
+    /// reported once the mount is usable.
     Mount(MountArgs),
     /// Create a mailslot and print each message as it arrives.
     ///
@@ -63,7 +66,8 @@ pub struct MountArgs {
     /// take K, M or G suffixes. May be given more than once.
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
-    /// Log more (repeat for more still).
+    /// Log more: -v what the daemon does, -vv also every request it
+    /// refused, with the asking pid. Default: warnings and errors only.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Log every FUSE request as well as what -vv logs.
