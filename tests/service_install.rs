@@ -58,22 +58,12 @@ fn install_script_lays_out_binary_helpers_units_and_examples() {
 /// Mounts with `mount -t fuse.mailslotfs` and `-t mailslotfs` and from an
 /// fstab file, uses each mount, and unmounts with `umount`.
 const MOUNT_SCRIPT: &str = r#"
-set -euo pipefail
 mount --bind "$STAGE/sbin" /sbin
 mount --bind "$STAGE/usr/local/bin" /usr/local/bin
-trap 'umount -l "$D1" "$D2" 2>/dev/null || true' EXIT
-# $1: mount point, $2: source, $3: an option the kernel shows
+# $1: mount point, $2: the source the mount table must show
 check_mounted() {
   awk -v d="$1" '$2 == d {print $1, $3}' /proc/self/mounts | grep -qx "$2 fuse.mailslotfs" ||
     { echo "not mounted as $2 fuse.mailslotfs at $1:"; grep "$1" /proc/self/mounts; exit 1; }
-}
-# $1: mount point; waits for the daemon to go once unmounted
-check_gone() {
-  for _ in $(seq 500); do
-    grep -qs "$1" /proc/[0-9]*/cmdline || return 0
-    sleep 0.01
-  done
-  echo "daemon for $1 still running"; exit 1
 }
 # One message in, one message out: the mount works.
 round_trip() {
@@ -115,12 +105,7 @@ echo ok
 
 #[test]
 fn mount_t_fstab_and_umount_use_the_installed_helper() {
-    if !fuse_ok() {
-        return;
-    }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIP: mount(8) with a helper and a private namespace need root");
+    if !root_with_fuse("mounting through mount(8) in a private namespace") {
         return;
     }
     let stage = temp_dir("stage");
@@ -130,24 +115,16 @@ fn mount_t_fstab_and_umount_use_the_installed_helper() {
     let err = stage.join("err");
     let _scratch = Scratch(vec![d1.clone(), d2.clone(), stage.clone()]);
     install(&stage);
-    let out = run(
-        Command::new("unshare")
-            .args([
-                "--mount",
-                "--propagation",
-                "private",
-                "bash",
-                "-c",
-                MOUNT_SCRIPT,
-            ])
-            .env("STAGE", &stage)
-            .env("D1", &d1)
-            .env("D2", &d2)
-            .env("FSTAB", &fstab)
-            .env("ERR", &err),
-        Duration::from_secs(40),
+    bash_in_private_namespace(
+        MOUNT_SCRIPT,
+        &[
+            ("STAGE", &stage),
+            ("D1", &d1),
+            ("D2", &d2),
+            ("FSTAB", &fstab),
+            ("ERR", &err),
+        ],
     );
-    assert!(ok(&out).contains("ok"));
     let err = std::fs::read_to_string(&err).unwrap();
     assert_eq!(err, "mailslotfs: -o frobnicate: unknown option\n");
 }

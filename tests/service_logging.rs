@@ -150,12 +150,7 @@ fn readiness_is_reported_to_systemd_once_mounted() {
 #[test]
 fn example_units_pass_systemd_analyze_verify() {
     let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
-    if Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIP: systemd-analyze is not installed");
+    if !have_program("systemd-analyze", "systemd") {
         return;
     }
     let dir = temp_dir("units");

@@ -9,24 +9,13 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
-use std::time::Duration;
 
 use common::*;
 
 const NOBODY: u32 = 65534;
 
 const SCRIPT: &str = r#"
-set -euo pipefail
-trap 'umount -l "$D1" "$D2" 2>/dev/null || true' EXIT
 as_user() { setpriv --reuid=65534 --regid=65534 --clear-groups --reset-env "$@"; }
-check_gone() {
-  for _ in $(seq 500); do
-    grep -qs "$1" /proc/[0-9]*/cmdline || return 0
-    sleep 0.01
-  done
-  echo "daemon for $1 still running"; exit 1
-}
 mount --bind "$CONF_DENY" /etc/fuse.conf
 
 # Debian's udev rule makes /dev/fuse mode 0666. Where it is not (some
@@ -61,20 +50,7 @@ echo ok
 
 #[test]
 fn unprivileged_user_mounts_through_fusermount3_and_allow_other_needs_fuse_conf() {
-    if !fuse_ok() {
-        return;
-    }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIP: becoming an unprivileged user for this test needs root");
-        return;
-    }
-    if Command::new("fusermount3")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIP: fusermount3 is not installed (Debian package fuse3)");
+    if !root_with_fuse("becoming an unprivileged user") || !have_program("fusermount3", "fuse3") {
         return;
     }
     let work = temp_dir("nonroot");
@@ -97,20 +73,20 @@ fn unprivileged_user_mounts_through_fusermount3_and_allow_other_needs_fuse_conf(
     let dev = work.join("dev");
     std::fs::create_dir(&dev).unwrap();
     let err = work.join("err");
-    let out = run(
-        Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "bash", "-c", SCRIPT])
-            .env("BIN", &bin)
-            .env("D1", &d1)
-            .env("D2", &d2)
-            .env("CONF_DENY", &deny)
-            .env("CONF_ALLOW", &allow)
-            .env("DEV", &dev)
-            .env("ERR", &err)
-            .env("OUT", work.join("out")),
-        Duration::from_secs(40),
+    let out_file = work.join("out");
+    bash_in_private_namespace(
+        SCRIPT,
+        &[
+            ("BIN", &bin),
+            ("D1", &d1),
+            ("D2", &d2),
+            ("CONF_DENY", &deny),
+            ("CONF_ALLOW", &allow),
+            ("DEV", &dev),
+            ("ERR", &err),
+            ("OUT", &out_file),
+        ],
     );
-    assert!(ok(&out).contains("ok"));
     let refusal = std::fs::read_to_string(&err).unwrap();
     assert_eq!(refusal.lines().count(), 1, "{refusal}");
     assert!(

@@ -137,15 +137,8 @@ fn model_apply(attr: InfoAttr, value: &str, mut l: Limits) -> Result<Limits, Slo
                 t => ReadTimeout::After(ms(as_u32(t)?.into())),
             }
         }
-        InfoAttr::NextSize
-        | InfoAttr::MessageCount
-        | InfoAttr::QueuedBytes
-        | InfoAttr::OwnerPid
-        | InfoAttr::Received
-        | InfoAttr::Read
-        | InfoAttr::Dropped => {
-            return Err(SlotError::NotPermitted);
-        }
+        // Everything else describes the queue: read-only.
+        _ => return Err(SlotError::NotPermitted),
     }
     let valid = (1..=TRANSPORT).contains(&l.max_message_size)
         && l.quota_messages >= 1

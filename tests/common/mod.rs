@@ -45,6 +45,61 @@ pub fn fuse_ok() -> bool {
     }
 }
 
+/// Whether this test can run as root with FUSE; when not, says why it is
+/// skipped (and, like `fuse_ok`, fails under CI when FUSE is missing).
+pub fn root_with_fuse(what: &str) -> bool {
+    if !fuse_ok() {
+        return false;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP: {what} needs root");
+        return false;
+    }
+    true
+}
+
+/// Whether `program` can be run; when not, says why the test is skipped.
+pub fn have_program(program: &str, package: &str) -> bool {
+    let found = Command::new(program).arg("--version").output().is_ok();
+    if !found {
+        eprintln!("SKIP: {program} is not installed (package {package})");
+    }
+    found
+}
+
+/// What every namespace script starts with: strict mode, the mount points
+/// `$D1` and `$D2` unmounted on any exit, and `check_gone DIR`, which
+/// waits for the daemon serving DIR to exit.
+const NAMESPACE_PRELUDE: &str = r#"
+set -euo pipefail
+trap 'umount -l "$D1" "$D2" 2>/dev/null || true' EXIT
+check_gone() {
+  for _ in $(seq 500); do
+    grep -qs "$1" /proc/[0-9]*/cmdline || return 0
+    sleep 0.01
+  done
+  echo "daemon for $1 still running"; exit 1
+}
+"#;
+
+/// Runs a bash script in a private mount namespace, so that the bind
+/// mounts it makes (over /sbin, /etc/fuse.conf...) are seen by nothing
+/// else and vanish with it, and asserts that it succeeds and ends by
+/// printing `ok`. `env` names the paths the script uses, `D1` and `D2`
+/// among them.
+#[track_caller]
+pub fn bash_in_private_namespace(script: &str, env: &[(&str, &Path)]) {
+    let out = run(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "bash", "-c"])
+            .arg(format!("{NAMESPACE_PRELUDE}{script}"))
+            .envs(env.iter().copied()),
+        Duration::from_secs(40),
+    );
+    assert!(ok(&out).ends_with("ok\n"), "the script did not finish");
+}
+
 /// `let m = mount!(opts...);` — a fresh mount, or return from the test when
 /// FUSE is unavailable outside CI.
 #[macro_export]
