@@ -225,13 +225,21 @@ fn open_flags() -> FopenFlags {
 fn refuse(op: &str, tid: u32, error: SlotError) -> Errno {
     let errno = errno::errno(error);
     if log::log_enabled!(log::Level::Debug) {
-        let asker = match procfs::process_of(tid) {
-            pid if pid == tid || pid == 0 => format!("pid {tid}"),
-            pid => format!("pid {pid} (thread {tid})"),
-        };
-        debug!("{op} refused for {asker}: {error} (errno {})", errno.code());
+        debug!(
+            "{op} refused for {}: {error} (errno {})",
+            asker(tid),
+            errno.code()
+        );
     }
     errno
+}
+
+/// `pid P`, or `pid P (thread T)` when a thread other than the main one asked.
+fn asker(tid: u32) -> String {
+    match procfs::process_of(tid) {
+        pid if pid == tid || pid == 0 => format!("pid {tid}"),
+        pid => format!("pid {pid} (thread {tid})"),
+    }
 }
 
 fn answer_read(reply: ReplyData, result: Result<Box<[u8]>, SlotError>, tid: u32) {
