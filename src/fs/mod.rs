@@ -556,10 +556,12 @@ impl fuser::Filesystem for MailslotFs {
         reply: ReplyEmpty,
     ) {
         let Some(attr) = InfoAttr::from_name(name.as_bytes()) else {
-            debug!(
-                "setxattr refused for pid {}: {name:?} is not settable here",
-                req.pid()
-            );
+            if log::log_enabled!(log::Level::Debug) {
+                debug!(
+                    "setxattr refused for {}: {name:?} is not ours",
+                    asker(req.pid())
+                );
+            }
             return reply.error(Errno::ENOTSUP);
         };
         let transport_max = self.0.config.transport_max;
