@@ -6,14 +6,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 
+# The tests make their directories under $TMPDIR: a private one per run, so
+# that the checks below see this run's mounts only, never those of another
+# suite running on the same machine. Traversable by all, for the test that
+# mounts as an unprivileged user.
+run_tmp=$(mktemp -d "${TMPDIR:-/tmp}/mailslotfs-run.XXXXXX")
+chmod 0755 "$run_tmp"
+export TMPDIR=$run_tmp
 leftovers() {
-  awk '$3 == "fuse.mailslotfs" && $2 ~ /mailslotfs-test-/ {print $2}' /proc/mounts
+  awk -v root="$run_tmp/" '$3 == "fuse.mailslotfs" && index($2, root) == 1 {print $2}' /proc/mounts
 }
 cleanup() {
   for m in $(leftovers); do
     echo "test.sh: removing leftover mount $m" >&2
     umount -l "$m" 2>/dev/null || true
   done
+  rm -rf --one-file-system "$run_tmp"
 }
 trap cleanup EXIT
 

@@ -5,33 +5,44 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, MountArgs, parse_mount_options};
+use crate::cli::{Command, MountArgs, parse_mount_options};
 use crate::fs::session::{self, Mounted};
 use crate::fs::{Control, FsConfig, MailslotFs};
-use crate::{daemon, logger, tools};
+use crate::{daemon, logger, mountinfo, notify, tools};
 
 /// Runs one command.
-pub fn run(cli: Cli) -> Result<(), String> {
-    match cli.command {
+pub fn run(command: Command) -> Result<(), String> {
+    match command {
         Command::Mount(args) => mount(args),
         Command::Serve(args) => tools::serve(&args),
         Command::Send(args) => tools::send(&args),
         Command::Info(args) => tools::info(&args),
+        Command::Status(args) => tools::status(&args),
     }
 }
 
 fn mount(args: MountArgs) -> Result<(), String> {
+    logger::init(args.verbose, args.debug);
     let transport_max = session::transport_max();
     let options = parse_mount_options(&args.options, transport_max)?;
+    let source = mount_source(args.source.as_deref())?;
     let dir = prepare_mount_point(&args.dir)?;
     if !Path::new("/dev/fuse").exists() {
         return Err("/dev/fuse: no FUSE device (load the module: modprobe fuse)".to_owned());
     }
-    logger::init(args.verbose, args.debug);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        check_unprivileged_mount(options.allow_other)?;
+    }
+    if args.dry_run {
+        return Ok(());
+    }
     let report = if args.foreground {
         None
     } else {
-        Some(daemon::detach().map_err(|e| format!("cannot go to the background: {e}"))?)
+        let report = daemon::detach().map_err(|e| format!("cannot go to the background: {e}"))?;
+        logger::use_syslog();
+        Some(report)
     };
     let signals = block_stop_signals();
     // SAFETY: geteuid/getegid have no preconditions.
@@ -45,7 +56,7 @@ fn mount(args: MountArgs) -> Result<(), String> {
     let started = MailslotFs::new(config)
         .map_err(|e| format!("cannot start: {e}"))
         .and_then(|(fs, control)| {
-            session::mount(fs, &dir, options.allow_other)
+            session::mount(fs, &dir, source, options.allow_other)
                 .map(|mounted| (mounted, control))
                 .map_err(|e| mount_error(&dir, &e, options.allow_other))
         });
@@ -62,8 +73,63 @@ fn mount(args: MountArgs) -> Result<(), String> {
         (Err(line), None) => return Err(line),
     };
     log::info!("mounted at {}", dir.display());
+    let ready = format!(
+        "READY=1\nSTATUS=mounted at {}\nMAINPID={}",
+        dir.display(),
+        std::process::id()
+    );
+    if let Err(e) = notify::notify(&ready) {
+        log::warn!("cannot tell systemd the mount is ready: {e}");
+    }
     wait_for_stop(&signals, &mounted);
+    let _ = notify::notify("STOPPING=1");
     shut_down(control, mounted);
+    Ok(())
+}
+
+/// The source the mount table shows: mount(8)'s SOURCE, or `mailslotfs`.
+/// It travels inside the comma-separated mount data, so no commas.
+fn mount_source(source: Option<&str>) -> Result<&str, String> {
+    match source {
+        None | Some("") => Ok("mailslotfs"),
+        Some(s) if s.contains([',', '\0']) || s.chars().any(char::is_whitespace) => Err(format!(
+            "{s:?}: the mount source may not contain commas or spaces"
+        )),
+        Some(s) => Ok(s),
+    }
+}
+
+/// A user other than root mounts through fusermount3, which allows
+/// `allow_other` only when the administrator said so in /etc/fuse.conf.
+/// Checked here so that the refusal says what to do.
+fn check_unprivileged_mount(allow_other: bool) -> Result<(), String> {
+    let in_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| dir.join("fusermount3").is_file())
+    });
+    if !in_path {
+        return Err(
+            "fusermount3: not found (users other than root mount through it: install fuse3)"
+                .to_owned(),
+        );
+    }
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+    {
+        return Err(format!(
+            "/dev/fuse: {e} (users other than root need it mode 0666, as udev sets it)"
+        ));
+    }
+    let permitted = std::fs::read_to_string("/etc/fuse.conf")
+        .is_ok_and(|conf| conf.lines().any(|line| line.trim() == "user_allow_other"));
+    if allow_other && !permitted {
+        return Err(
+            "-o allow_other: only root may use it unless /etc/fuse.conf \
+             contains the line 'user_allow_other'"
+                .to_owned(),
+        );
+    }
     Ok(())
 }
 
@@ -82,7 +148,7 @@ fn prepare_mount_point(dir: &Path) -> Result<PathBuf, String> {
     if !meta.is_dir() {
         return Err(format!("{shown}: mount point is not a directory"));
     }
-    if session::is_mount_point(dir) {
+    if mountinfo::is_mount_point(dir) {
         return Err(format!("{shown}: already a mount point (unmount it first)"));
     }
     dir.canonicalize().map_err(|e| format!("{shown}: {e}"))

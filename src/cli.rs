@@ -1,9 +1,10 @@
 //! Command-line arguments and the `-o` option list, parsed without side
 //! effects so that every refusal is one clear line before anything starts.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::slot::limits::{Limits, ReadTimeout};
 use crate::slot::table::SlotDefaults;
@@ -15,7 +16,14 @@ use crate::slot::table::SlotDefaults;
 /// (`echo hi > /mailslot/chat`); only the server reads them, one message per
 /// read.
 #[derive(Parser, Debug)]
-#[command(name = "mailslotfs", version, propagate_version = true)]
+#[command(
+    name = "mailslotfs",
+    version,
+    propagate_version = true,
+    after_help = "As a mount helper (installed as /sbin/mount.fuse.mailslotfs): \
+                  mount -t fuse.mailslotfs none /mailslot -o allow_other\n\
+                  /etc/fstab: mailslotfs /mailslot fuse.mailslotfs allow_other,nofail 0 0"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -28,6 +36,9 @@ pub enum Command {
     /// Returns once the mount is ready, leaving the daemon in the
     /// background; SIGTERM or SIGINT to the daemon unmounts and exits.
     /// A directory left behind by a killed daemon is cleaned up first.
+    /// Logs go to stderr with --foreground, and to syslog (the journal)
+    /// once in the background. Under systemd (Type=notify) readiness is
+    /// reported once the mount is usable.
     Mount(MountArgs),
     /// Create a mailslot and print each message as it arrives.
     ///
@@ -38,6 +49,9 @@ pub enum Command {
     Send(SendArgs),
     /// Show a mailslot's GetMailslotInfo figures.
     Info(InfoArgs),
+    /// List every mailslot under a mount: owner, queue and totals.
+    #[command(visible_alias = "ls")]
+    Status(StatusArgs),
 }
 
 #[derive(Args, Debug)]
@@ -52,12 +66,19 @@ pub struct MountArgs {
     /// take K, M or G suffixes. May be given more than once.
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
-    /// Log more (repeat for more still).
+    /// Log more: -v what the daemon does, -vv also every request it
+    /// refused, with the asking pid. Default: warnings and errors only.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Log every FUSE request (implies --foreground's stderr logging).
+    /// Log every FUSE request as well as what -vv logs.
     #[arg(long)]
     pub debug: bool,
+    /// What the mount table shows as the source (mount(8)'s SOURCE).
+    #[arg(skip)]
+    pub source: Option<String>,
+    /// Check everything, but do not mount (mount(8)'s `-f`).
+    #[arg(skip)]
+    pub dry_run: bool,
 }
 
 /// How `serve` separates messages on standard output.
@@ -105,6 +126,80 @@ pub struct InfoArgs {
     pub slot: String,
 }
 
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The mount, or a directory inside it.
+    #[arg(default_value = "/mailslot")]
+    pub dir: PathBuf,
+    /// One JSON object, for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The name mount(8) and fstab know the file system by (`fuse.mailslotfs`).
+pub const FS_TYPE: &str = "fuse.mailslotfs";
+
+/// Recognises the mount helper's argument form and turns it into a mount.
+///
+/// mount(8) runs `/sbin/mount.fuse.mailslotfs SOURCE DIR [-sfnv] [-o OPTS]`
+/// (or `mount.mailslotfs` for `-t mailslotfs`), and fuse3's `mount.fuse3`
+/// runs `mailslotfs SOURCE DIR -o OPTS`. Returns `None` for any other
+/// command line, which then goes to the ordinary parser.
+pub fn helper_mount(argv: &[OsString]) -> Option<Result<MountArgs, String>> {
+    let program = Path::new(argv.first()?).file_name()?.to_string_lossy();
+    let is_helper_name = program.starts_with("mount.");
+    let first = argv.get(1)?.to_string_lossy();
+    let looks_like_helper = argv.len() >= 3
+        && !first.starts_with('-')
+        && Cli::command().find_subcommand(first.as_ref()).is_none()
+        && first != "help";
+    (is_helper_name || looks_like_helper).then(|| parse_helper_args(&argv[1..]))
+}
+
+fn parse_helper_args(args: &[OsString]) -> Result<MountArgs, String> {
+    let mut positional = Vec::new();
+    let mut mount = MountArgs {
+        dir: PathBuf::new(),
+        foreground: false,
+        options: Vec::new(),
+        verbose: 0,
+        debug: false,
+        source: None,
+        dry_run: false,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let text = arg.to_string_lossy();
+        let mut value = |flag: &str| {
+            args.next()
+                .map(|v| v.to_string_lossy().into_owned())
+                .ok_or_else(|| format!("{flag}: needs a value"))
+        };
+        match text.as_ref() {
+            "-o" => mount.options.push(value("-o")?),
+            "-t" => {
+                let fs_type = value("-t")?;
+                if fs_type != FS_TYPE && fs_type != "mailslotfs" {
+                    return Err(format!("-t {fs_type}: this helper mounts {FS_TYPE}"));
+                }
+            }
+            "-N" => return Err("-N: mounting in another namespace is not supported".to_owned()),
+            // Sloppy and no-mtab mean nothing here.
+            "-s" | "-n" => {}
+            "-v" => mount.verbose += 1,
+            "-f" => mount.dry_run = true,
+            flag if flag.starts_with('-') => return Err(format!("{flag}: unknown mount flag")),
+            _ => positional.push(arg),
+        }
+    }
+    let [source, dir] = positional[..] else {
+        return Err("usage: mount.fuse.mailslotfs SOURCE DIR [-o OPTIONS]".to_owned());
+    };
+    mount.source = Some(source.to_string_lossy().into_owned());
+    mount.dir = PathBuf::from(dir);
+    Ok(mount)
+}
+
 /// Everything `-o` can say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MountOptions {
@@ -112,10 +207,15 @@ pub struct MountOptions {
     pub allow_other: bool,
 }
 
-/// Options mount(8) and fstab pass along that mean nothing here.
+/// Options mount(8) and fstab pass along that mean nothing here (a
+/// mailslot has no device files, set-uid programs, executables or times
+/// worth tuning, and the daemon already mounts nodev,nosuid,noexec).
+#[rustfmt::skip]
 const IGNORED_OPTIONS: &[&str] = &[
-    "defaults", "rw", "auto", "noauto", "user", "nouser", "users", "_netdev", "nofail", "nosuid",
-    "nodev", "noexec", "suid", "dev", "exec", "atime", "noatime", "relatime", "async",
+    "defaults", "rw", "auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev",
+    "nofail", "nosuid", "nodev", "noexec", "suid", "dev", "exec", "atime", "noatime",
+    "relatime", "strictatime", "lazytime", "nodiratime", "diratime", "async", "sync", "dirsync",
+    "silent", "loud",
 ];
 
 /// Parses every `-o` list. `transport_max` is the largest message the kernel
@@ -154,6 +254,7 @@ pub fn parse_mount_options(lists: &[String], transport_max: u32) -> Result<Mount
                 return Err(bad("needs a value"));
             }
             ("keep_empty" | "allow_other", Some(_)) => return Err(bad("takes no value")),
+            ("ro", None) => return Err(bad("a mailslot mount cannot be read-only")),
             _ => return Err(bad("unknown option")),
         }
     }
@@ -234,6 +335,53 @@ mod tests {
             let err = parse(opts).unwrap_err();
             assert!(err.contains(needle), "{opts}: {err}");
         }
+    }
+
+    fn argv(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn mount_helper_argument_forms() {
+        let helper = |words: &[&str]| helper_mount(&argv(words));
+        let args = helper(&[
+            "/sbin/mount.fuse.mailslotfs",
+            "none",
+            "/mailslot",
+            "-o",
+            "rw,max_msg=1k",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(args.source.as_deref(), Some("none"));
+        assert_eq!(args.dir, PathBuf::from("/mailslot"));
+        assert_eq!(args.options, ["rw,max_msg=1k"]);
+        assert!(!args.foreground && !args.dry_run);
+        // mount.fuse3's form, and mount(8)'s flags.
+        let args = helper(&["mailslotfs", "src", "/m", "-v", "-n", "-s", "-f", "-o", "x"]);
+        let args = args.unwrap().unwrap();
+        assert!(args.dry_run && args.verbose == 1);
+        assert!(
+            helper(&["/sbin/mount.mailslotfs", "a", "/m", "-t", FS_TYPE])
+                .unwrap()
+                .is_ok()
+        );
+        // Ordinary command lines are not helper calls.
+        assert!(helper(&["mailslotfs", "mount", "/m"]).is_none());
+        assert!(helper(&["mailslotfs", "ls"]).is_none());
+        assert!(helper(&["mailslotfs", "--help", "x"]).is_none());
+        // Helper calls that cannot work say why.
+        for (words, needle) in [
+            (&["mount.mailslotfs", "/m"][..], "usage: "),
+            (&["mount.mailslotfs", "a", "/m", "-o"], "-o: needs a value"),
+            (&["mount.mailslotfs", "a", "/m", "-t", "ext4"], "-t ext4"),
+            (&["mount.mailslotfs", "a", "/m", "-N", "1"], "-N"),
+            (&["mount.mailslotfs", "a", "/m", "-w"], "-w: unknown"),
+        ] {
+            let err = helper(words).unwrap().unwrap_err();
+            assert!(err.contains(needle), "{words:?}: {err}");
+        }
+        assert!(parse("ro").unwrap_err().contains("read-only"));
     }
 
     #[test]

@@ -6,12 +6,15 @@
 //! - [`fs`]: the FUSE adapter, the only place fuser types appear.
 //! - [`wire`]: the sans-IO NetBIOS/SMB mailslot codec.
 //! - [`cli`], [`app`], [`daemon`], [`tools`]: arguments, the daemon's life
-//!   cycle, and the `serve`/`send`/`info` helpers.
+//!   cycle, and the `serve`/`send`/`info`/`status` helpers; [`logger`],
+//!   [`notify`] and [`mountinfo`] are what running as a service needs.
 pub mod app;
 pub mod cli;
 pub mod daemon;
 pub mod fs;
 pub mod logger;
+pub mod mountinfo;
+pub mod notify;
 pub mod slot;
 pub mod tools;
 pub mod wire;

@@ -1,14 +1,22 @@
-//! A small `log` backend: one line per record on stderr. fuser's own
-//! records are kept to errors unless `--debug` asks for its request trace.
+//! A small `log` backend: one line per record on stderr while the daemon
+//! has a terminal, and syslog (the journal, where systemd runs) once it is
+//! detached. fuser's own records are kept to errors unless `--debug` asks
+//! for its request trace.
 
-use log::{LevelFilter, Log, Metadata, Record};
+use std::ffi::CString;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-struct StderrLogger {
+use log::{Level, LevelFilter, Log, Metadata, Record};
+
+/// Set once the daemon has detached from its terminal.
+static TO_SYSLOG: AtomicBool = AtomicBool::new(false);
+
+struct Logger {
     level: LevelFilter,
     fuser_level: LevelFilter,
 }
 
-impl Log for StderrLogger {
+impl Log for Logger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         let limit = if metadata.target().starts_with("fuser") {
             self.fuser_level
@@ -19,11 +27,20 @@ impl Log for StderrLogger {
     }
 
     fn log(&self, record: &Record<'_>) {
-        if self.enabled(record.metadata()) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let level = record.level().as_str().to_ascii_lowercase();
+        if TO_SYSLOG.load(Ordering::Relaxed) {
+            let line = format!("{level}: {}", record.args()).replace('\0', " ");
+            let line = CString::new(line).unwrap_or_default();
+            // SAFETY: a constant "%s" format with one NUL-terminated string
+            // argument that outlives the call.
+            unsafe { libc::syslog(priority(record.level()), c"%s".as_ptr(), line.as_ptr()) };
+        } else {
             eprintln!(
-                "mailslotfs[{}]: {}: {}",
+                "mailslotfs[{}]: {level}: {}",
                 std::process::id(),
-                record.level().as_str().to_ascii_lowercase(),
                 record.args()
             );
         }
@@ -32,8 +49,18 @@ impl Log for StderrLogger {
     fn flush(&self) {}
 }
 
+fn priority(level: Level) -> libc::c_int {
+    match level {
+        Level::Error => libc::LOG_ERR,
+        Level::Warn => libc::LOG_WARNING,
+        Level::Info => libc::LOG_INFO,
+        Level::Debug | Level::Trace => libc::LOG_DEBUG,
+    }
+}
+
 /// Installs the logger: warnings only by default, info with `-v`, debug
-/// with `-vv`, and fuser's per-request trace as well with `--debug`.
+/// (every refused request, with its pid) with `-vv`, and fuser's
+/// per-request trace as well with `--debug`.
 pub fn init(verbose: u8, debug: bool) {
     let level = match (verbose, debug) {
         (_, true) | (2.., _) => LevelFilter::Debug,
@@ -45,8 +72,16 @@ pub fn init(verbose: u8, debug: bool) {
     } else {
         LevelFilter::Error
     };
-    let logger = Box::new(StderrLogger { level, fuser_level });
+    let logger = Box::new(Logger { level, fuser_level });
     if log::set_boxed_logger(logger).is_ok() {
         log::set_max_level(level.max(fuser_level));
     }
+}
+
+/// From now on, log to syslog as `mailslotfs[PID]` (facility daemon):
+/// the daemon has no terminal any more.
+pub fn use_syslog() {
+    // SAFETY: the identity is a static C string, as openlog requires.
+    unsafe { libc::openlog(c"mailslotfs".as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
+    TO_SYSLOG.store(true, Ordering::Relaxed);
 }

@@ -1,14 +1,16 @@
-//! `serve`, `send` and `info`: mailslots for people who would rather not
-//! open files by hand. They use nothing but ordinary file calls on the mount.
+//! `serve`, `send`, `info` and `status`: mailslots for people who would
+//! rather not open files by hand. They use nothing but ordinary file calls
+//! (and extended attributes) on the mount.
 
 use std::fs::OpenOptions;
 use std::io::{self, BufRead, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::cli::{Framing, InfoArgs, SendArgs, ServeArgs, slot_path};
+use crate::cli::{FS_TYPE, Framing, InfoArgs, SendArgs, ServeArgs, StatusArgs, slot_path};
+use crate::mountinfo;
 use crate::slot::limits::InfoAttr;
 
 /// `serve`: creates the slot and prints messages as they arrive.
@@ -146,10 +148,177 @@ pub fn info(args: &InfoArgs) -> Result<(), String> {
             Some(libc::ENODATA) => format!("{shown}: not a mailslot"),
             _ => format!("{shown}: {e}"),
         })?;
-        let short = attr.name().trim_start_matches("user.mailslot.");
-        writeln!(out, "{short}: {value}").map_err(|e| format!("standard output: {e}"))?;
+        writeln!(out, "{}: {value}", attr.short_name())
+            .map_err(|e| format!("standard output: {e}"))?;
     }
     Ok(())
+}
+
+/// One slot as `status` reports it: its path under the listed directory
+/// and every `user.mailslot.*` figure, by attribute.
+struct SlotStatus {
+    path: String,
+    figures: Vec<(InfoAttr, i64)>,
+}
+
+impl SlotStatus {
+    fn figure(&self, attr: InfoAttr) -> i64 {
+        self.figures
+            .iter()
+            .find(|(a, _)| *a == attr)
+            .map_or(0, |(_, v)| *v)
+    }
+}
+
+/// The columns of `status`'s table, after the slot's path.
+const STATUS_COLUMNS: [(&str, InfoAttr); 8] = [
+    ("PID", InfoAttr::OwnerPid),
+    ("QUEUED", InfoAttr::MessageCount),
+    ("BYTES", InfoAttr::QueuedBytes),
+    ("MAX", InfoAttr::MaxMessageSize),
+    ("TIMEOUT", InfoAttr::ReadTimeoutMs),
+    ("RECEIVED", InfoAttr::Received),
+    ("READ", InfoAttr::Read),
+    ("DROPPED", InfoAttr::Dropped),
+];
+
+/// `status`: every slot under a mount, as a table or as JSON. A bridge
+/// section (its own counters) will follow the slots in both forms.
+pub fn status(args: &StatusArgs) -> Result<(), String> {
+    let shown = args.dir.display().to_string();
+    if !args.dir.is_dir() {
+        return Err(format!("{shown}: no such directory"));
+    }
+    if mountinfo::fs_type_of(&args.dir).as_deref() != Some(FS_TYPE) {
+        return Err(format!("{shown}: not a mailslotfs mount"));
+    }
+    let mut slots = Vec::new();
+    collect_slots(&args.dir, &args.dir, &mut slots)?;
+    slots.sort_by(|a, b| a.path.cmp(&b.path));
+    let text = if args.json {
+        status_json(&shown, &slots)
+    } else {
+        status_table(&slots)
+    };
+    io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(|e| format!("standard output: {e}"))
+}
+
+/// Walks `dir` for slots. The bridge's `.net` tree holds remote names, not
+/// slots, and is skipped. A slot that goes away meanwhile is left out.
+fn collect_slots(root: &Path, dir: &Path, out: &mut Vec<SlotStatus>) -> Result<(), String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() && !(dir == root && entry.file_name() == ".net") {
+            collect_slots(root, &path, out)?;
+        } else if kind.is_file()
+            && let Some(slot) = slot_status(root, &path)
+        {
+            out.push(slot);
+        }
+    }
+    Ok(())
+}
+
+fn slot_status(root: &Path, path: &Path) -> Option<SlotStatus> {
+    let figures = InfoAttr::ALL
+        .iter()
+        .map(|&attr| Some((attr, get_xattr(path, attr).ok()?.parse().ok()?)))
+        .collect::<Option<Vec<_>>>()?;
+    let relative: PathBuf = path.strip_prefix(root).ok()?.into();
+    Some(SlotStatus {
+        path: relative.to_string_lossy().into_owned(),
+        figures,
+    })
+}
+
+fn status_table(slots: &[SlotStatus]) -> String {
+    if slots.is_empty() {
+        return "no mailslots\n".to_owned();
+    }
+    let header = std::iter::once("SLOT").chain(STATUS_COLUMNS.iter().map(|(h, _)| *h));
+    let rows: Vec<Vec<String>> = slots
+        .iter()
+        .map(|slot| {
+            let cells = STATUS_COLUMNS
+                .iter()
+                .map(|&(_, attr)| match slot.figure(attr) {
+                    -1 if attr == InfoAttr::ReadTimeoutMs => "forever".to_owned(),
+                    n if attr == InfoAttr::ReadTimeoutMs => format!("{n}ms"),
+                    n => n.to_string(),
+                });
+            std::iter::once(slot.path.clone()).chain(cells).collect()
+        })
+        .collect();
+    let all: Vec<Vec<String>> = std::iter::once(header.map(str::to_owned).collect())
+        .chain(rows)
+        .collect();
+    let widths: Vec<usize> = (0..all[0].len())
+        .map(|col| {
+            all.iter()
+                .map(|row| row[col].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut text = String::new();
+    for row in &all {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(col, (cell, &width))| match col {
+                0 => format!("{cell:<width$}"),
+                _ => format!("{cell:>width$}"),
+            })
+            .collect();
+        text.push_str(cells.join("  ").trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// `{"mount": DIR, "slots": [{"path": ..., "<attribute>": N, ...}]}`, the
+/// attribute names being the `user.mailslot.*` ones without the prefix.
+fn status_json(dir: &str, slots: &[SlotStatus]) -> String {
+    let slots: Vec<String> = slots
+        .iter()
+        .map(|slot| {
+            let figures: String = slot
+                .figures
+                .iter()
+                .map(|(attr, value)| format!(",{}:{value}", json_string(attr.short_name())))
+                .collect();
+            format!("{{\"path\":{}{figures}}}", json_string(&slot.path))
+        })
+        .collect();
+    format!(
+        "{{\"mount\":{},\"slots\":[{}]}}\n",
+        json_string(dir),
+        slots.join(",")
+    )
+}
+
+/// A JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn c_path(path: &Path) -> io::Result<std::ffi::CString> {

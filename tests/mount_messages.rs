@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const ATTRS: [&str; 7] = [
+const ATTRS: [&str; 11] = [
     "user.mailslot.max_message_size",
     "user.mailslot.read_timeout_ms",
     "user.mailslot.next_size",
@@ -16,6 +16,10 @@ const ATTRS: [&str; 7] = [
     "user.mailslot.queued_bytes",
     "user.mailslot.quota_messages",
     "user.mailslot.quota_bytes",
+    "user.mailslot.owner_pid",
+    "user.mailslot.received",
+    "user.mailslot.read",
+    "user.mailslot.dropped",
 ];
 
 fn count(path: &std::path::Path) -> u64 {
@@ -332,29 +336,36 @@ fn st_size_is_the_next_message_size() {
 }
 
 #[test]
-fn all_seven_xattrs_read_list_and_set() {
+fn every_xattr_reads_lists_and_sets() {
     let m = mount!("max_msg=2000,timeout=1500,quota_messages=100,quota_bytes=10000");
     let s = create_slot(&m.path("info"));
     let p = m.path("info");
-    let want_empty = ["2000", "1500", "-1", "0", "0", "100", "10000"];
+    let pid = std::process::id().to_string();
+    let pid = pid.as_str();
+    let want_empty = [
+        "2000", "1500", "-1", "0", "0", "100", "10000", pid, "0", "0", "0",
+    ];
     for (name, want) in ATTRS.iter().zip(want_empty) {
         assert_eq!(getxattr(&p, name).unwrap(), want, "{name} (empty)");
     }
     let c = client(&p);
     send(&c, b"hello");
     send(&c, b"worlds!");
-    let want_full = ["2000", "1500", "5", "2", "12", "100", "10000"];
+    let want_full = [
+        "2000", "1500", "5", "2", "12", "100", "10000", pid, "2", "0", "0",
+    ];
     for (name, want) in ATTRS.iter().zip(want_full) {
         assert_eq!(getxattr(&p, name).unwrap(), want, "{name} (2 queued)");
     }
-    // Python's listxattr (what getfattr -d -m - uses) lists all seven.
+    // Python's listxattr (what getfattr -d -m - uses) lists them all.
     let out = py_ok(
         &m,
         r#"
         names = sorted(os.listxattr(P("info")))
         print(names)
         want = sorted("user.mailslot." + n for n in ("max_message_size", "read_timeout_ms",
-            "next_size", "message_count", "queued_bytes", "quota_messages", "quota_bytes"))
+            "next_size", "message_count", "queued_bytes", "quota_messages", "quota_bytes",
+            "owner_pid", "received", "read", "dropped"))
         assert names == want, names
         for n in names:
             os.getxattr(P("info"), n)
@@ -397,7 +408,7 @@ fn all_seven_xattrs_read_list_and_set() {
     }
     assert_eq!(getxattr(&p, ATTRS[0]).unwrap(), "6");
     // Read-only figures cannot be set.
-    for name in &ATTRS[2..5] {
+    for name in ATTRS[2..5].iter().chain(&ATTRS[7..]) {
         let e = errno(setxattr(&p, name, "1"));
         assert!(e != libc::ENOSYS && e != 0, "{name}: {e}");
     }

@@ -10,7 +10,7 @@ use mailslotfs::slot::limits::Limits;
 use mailslotfs::slot::queue::Slot;
 
 fn slot(limits: Limits, clock: &Clock) -> Slot<P> {
-    Slot::new(limits, false, clock.now())
+    Slot::new(limits, false, 1, clock.now())
 }
 
 fn framed(messages: &[&[u8]]) -> Vec<u8> {

@@ -15,7 +15,7 @@ use mailslotfs::slot::table::{Kind, ROOT, Role, SlotDefaults, Table};
 // ---------------------------------------------------------------- helpers
 
 fn slot_with(limits: Limits, keep_empty: bool, clock: &Clock) -> Slot<P> {
-    Slot::new(limits, keep_empty, clock.now())
+    Slot::new(limits, keep_empty, CREATOR_PID, clock.now())
 }
 
 fn default_slot(clock: &Clock) -> Slot<P> {
@@ -91,6 +91,7 @@ fn info_tracks_next_size_count_bytes_and_totals() {
             next_size: None,
             message_count: 0,
             queued_bytes: 0,
+            owner_pid: CREATOR_PID,
             received: 0,
             read: 0,
             dropped: 0,
@@ -577,7 +578,7 @@ impl mailslotfs::slot::Parking for Dedup {
 #[test]
 fn polling_again_with_the_same_poller_keeps_one_entry() {
     let clock = Clock::new();
-    let mut slot: Slot<Dedup> = Slot::new(Limits::default(), false, clock.now());
+    let mut slot: Slot<Dedup> = Slot::new(Limits::default(), false, CREATOR_PID, clock.now());
     for _ in 0..1000 {
         slot.poll(Some(7));
     }

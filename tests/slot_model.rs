@@ -97,6 +97,7 @@ impl MSlot {
             next_size: self.msgs.front().map(|m| m.len() as u32),
             message_count: self.msgs.len() as u32,
             queued_bytes: self.bytes(),
+            owner_pid: CREATOR_PID,
             received: self.received,
             read: self.read,
             dropped: self.dropped,
@@ -136,9 +137,8 @@ fn model_apply(attr: InfoAttr, value: &str, mut l: Limits) -> Result<Limits, Slo
                 t => ReadTimeout::After(ms(as_u32(t)?.into())),
             }
         }
-        InfoAttr::NextSize | InfoAttr::MessageCount | InfoAttr::QueuedBytes => {
-            return Err(SlotError::NotPermitted);
-        }
+        // Everything else describes the queue: read-only.
+        _ => return Err(SlotError::NotPermitted),
     }
     let valid = (1..=TRANSPORT).contains(&l.max_message_size)
         && l.quota_messages >= 1

@@ -6,6 +6,7 @@
 //! answers it.
 
 mod errno;
+mod procfs;
 pub mod session;
 mod signals;
 mod watchdog;
@@ -214,6 +215,44 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// A client's write: one message, or many in batch mode.
+    fn write(&self, tid: u32, fh: u64, data: &[u8], reply: ReplyWrite, may_wait: bool) {
+        let Some(handle) = self.table.handle(fh) else {
+            return reply.error(Errno::EBADF);
+        };
+        if handle.role != Role::Client {
+            return reply.error(refuse("write", tid, SlotError::WrongRole));
+        }
+        let interrupted = |parked: &ParkedRead| signals::pending(parked.tid);
+        let mut slot = handle.slot.lock();
+        if may_wait && slot.closing_by(tid) {
+            drop(slot);
+            let data = data.to_vec();
+            self.watchdog
+                .defer(handle.ino, RELEASE_GRACE, move |inner| {
+                    inner.table.forget_closing(handle.ino);
+                    inner.write(tid, fh, &data, reply, false)
+                });
+            return;
+        }
+        let result = if handle.batch {
+            slot.write_batch(data, now(), interrupted)
+        } else {
+            slot.write(data, now(), interrupted)
+                .map(|wakeups| (data.len(), wakeups))
+        };
+        drop(slot);
+        match result {
+            Ok((taken, wakeups)) => {
+                reply.written(taken as u32);
+                self.wake(wakeups);
+            }
+            Err(e) => reply.error(refuse("write", tid, e)),
+        }
+    }
+}
+
 /// Every slot is a stream of whole messages: no page cache, no file
 /// position (so one descriptor can read on one thread and write on
 /// another), no seeking.
@@ -221,10 +260,26 @@ fn open_flags() -> FopenFlags {
     FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_STREAM | FopenFlags::FOPEN_NONSEEKABLE
 }
 
-/// Logs a refusal once, at the adapter boundary, and gives its errno.
-fn refuse(op: &str, pid: u32, error: SlotError) -> Errno {
-    debug!("{op} refused for pid {pid}: {error}");
-    errno::errno(error)
+/// Logs a refusal once, at the adapter boundary, naming the process that
+/// asked (FUSE gives the thread), and gives its errno.
+fn refuse(op: &str, tid: u32, error: SlotError) -> Errno {
+    let errno = errno::errno(error);
+    if log::log_enabled!(log::Level::Debug) {
+        debug!(
+            "{op} refused for {}: {error} (errno {})",
+            asker(tid),
+            errno.code()
+        );
+    }
+    errno
+}
+
+/// `pid P`, or `pid P (thread T)` when a thread other than the main one asked.
+fn asker(tid: u32) -> String {
+    match procfs::process_of(tid) {
+        pid if pid == tid || pid == 0 => format!("pid {tid}"),
+        pid => format!("pid {pid} (thread {tid})"),
+    }
 }
 
 fn answer_read(reply: ReplyData, result: Result<Box<[u8]>, SlotError>, tid: u32) {
@@ -240,6 +295,7 @@ fn creator(req: &Request, mode: u32, umask: u32) -> Creator {
         gid: req.gid(),
         perm: (mode & !umask & 0o7777) as u16,
         tid: req.pid(),
+        pid: procfs::process_of(req.pid()),
     }
 }
 
@@ -431,28 +487,7 @@ impl fuser::Filesystem for MailslotFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let Some(handle) = self.0.table.handle(fh.0) else {
-            return reply.error(Errno::EBADF);
-        };
-        if handle.role != Role::Client {
-            return reply.error(refuse("write", req.pid(), SlotError::WrongRole));
-        }
-        let interrupted = |parked: &ParkedRead| signals::pending(parked.tid);
-        let mut slot = handle.slot.lock();
-        let result = if handle.batch {
-            slot.write_batch(data, now(), interrupted)
-        } else {
-            slot.write(data, now(), interrupted)
-                .map(|wakeups| (data.len(), wakeups))
-        };
-        drop(slot);
-        match result {
-            Ok((taken, wakeups)) => {
-                reply.written(taken as u32);
-                self.0.wake(wakeups);
-            }
-            Err(e) => reply.error(refuse("write", req.pid(), e)),
-        }
+        self.0.write(req.pid(), fh.0, data, reply, true);
     }
 
     fn flush(
@@ -503,7 +538,7 @@ impl fuser::Filesystem for MailslotFs {
             Ok(attr) if attr.kind == Kind::Directory => {
                 reply.opened(FileHandle(0), FopenFlags::empty())
             }
-            Ok(_) => reply.error(Errno::ENOTDIR),
+            Ok(_) => reply.error(refuse("opendir", req.pid(), SlotError::NotADirectory)),
             Err(e) => reply.error(refuse("opendir", req.pid(), e)),
         }
     }
@@ -548,6 +583,12 @@ impl fuser::Filesystem for MailslotFs {
         reply: ReplyEmpty,
     ) {
         let Some(attr) = InfoAttr::from_name(name.as_bytes()) else {
+            if log::log_enabled!(log::Level::Debug) {
+                debug!(
+                    "setxattr refused for {}: {name:?} is not ours",
+                    asker(req.pid())
+                );
+            }
             return reply.error(Errno::ENOTSUP);
         };
         let transport_max = self.0.config.transport_max;
@@ -566,7 +607,13 @@ impl fuser::Filesystem for MailslotFs {
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let Some(attr) = InfoAttr::from_name(name.as_bytes()) else {
-            return reply.error(errno::errno(SlotError::NoSuchAttribute));
+            // The kernel asks for security.* names itself on every write;
+            // only a user.* question comes from a client.
+            let error = SlotError::NoSuchAttribute;
+            return reply.error(match name.as_bytes().starts_with(b"user.") {
+                true => refuse("getxattr", req.pid(), error),
+                false => errno::errno(error),
+            });
         };
         match self.0.table.info(ino.0) {
             Ok(info) => reply_xattr(reply, size, attr.format(&info).as_bytes()),

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use fuser::{BackgroundSession, Config, MountOption, Session, SessionACL};
 
 use super::MailslotFs;
+use crate::mountinfo;
 
 /// Event-loop threads: enough that a slow request never holds up others and
 /// two writers to one slot run in parallel on two cores.
@@ -56,12 +57,13 @@ pub struct Mounted {
     device: Option<String>,
 }
 
-/// Mounts `fs` at `dir`. Returns once the kernel has completed the FUSE
-/// handshake, so the mount is usable when this returns.
-pub fn mount(fs: MailslotFs, dir: &Path, allow_other: bool) -> io::Result<Mounted> {
+/// Mounts `fs` at `dir`, shown in the mount table with `source` as its
+/// source. Returns once the kernel has completed the FUSE handshake, so the
+/// mount is usable when this returns.
+pub fn mount(fs: MailslotFs, dir: &Path, source: &str, allow_other: bool) -> io::Result<Mounted> {
     let mut config = Config::default();
     config.mount_options = vec![
-        MountOption::FSName("mailslotfs".to_owned()),
+        MountOption::FSName(source.to_owned()),
         // Subtype() is dropped on the direct (root) mount path; CUSTOM is not.
         MountOption::CUSTOM("subtype=mailslotfs".to_owned()),
         MountOption::DefaultPermissions,
@@ -80,7 +82,7 @@ pub fn mount(fs: MailslotFs, dir: &Path, allow_other: bool) -> io::Result<Mounte
     Ok(Mounted {
         session,
         dir: dir.to_path_buf(),
-        device: top_mount_device(dir),
+        device: mountinfo::top_mount_device(dir),
     })
 }
 
@@ -96,7 +98,7 @@ impl Mounted {
     pub fn unmount(self) {
         // Unmounted from outside already, the directory may hold someone
         // else's mount by now, which is not ours to remove.
-        let ours = !self.is_finished() && top_mount_device(&self.dir) == self.device;
+        let ours = !self.is_finished() && mountinfo::top_mount_device(&self.dir) == self.device;
         if ours {
             if let Err(e) = unmount(&self.dir) {
                 log::warn!("unmounting {}: {e}", self.dir.display());
@@ -153,58 +155,9 @@ pub fn is_stale(dir: &Path) -> bool {
     )
 }
 
-/// Whether `dir` is already a mount point (of anything).
-pub fn is_mount_point(dir: &Path) -> bool {
-    top_mount_device(dir).is_some()
-}
-
-/// The device (`major:minor`) of the topmost mount on `dir`, if any.
-fn top_mount_device(dir: &Path) -> Option<String> {
-    let dir = dir.canonicalize().ok()?;
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines().rev().find_map(|line| {
-        let mut fields = line.split(' ');
-        let device = fields.nth(2)?;
-        let point = fields.nth(1)?;
-        (Path::new(&unescape_mount_path(point)) == dir).then(|| device.to_owned())
-    })
-}
-
-/// /proc/self/mountinfo writes space, tab, newline and backslash as `\ooo`.
-fn unescape_mount_path(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
-            std::str::from_utf8(d)
-                .ok()
-                .and_then(|d| u8::from_str_radix(d, 8).ok())
-        });
-        match (bytes[i], octal) {
-            (b'\\', Some(b)) => {
-                out.push(b);
-                i += 4;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(unescape_mount_path(r"/tmp/a\040b"), "/tmp/a b");
-        assert_eq!(unescape_mount_path(r"/x\134y"), r"/x\y");
-        assert_eq!(unescape_mount_path(r"/trailing\04"), r"/trailing\04");
-    }
 
     #[test]
     fn transport_limit_leaves_a_page_for_unaligned_buffers() {

@@ -6,8 +6,7 @@
 //! thread when `(SigPnd | ShdPnd) & !SigBlk` in `/proc/<tid>/status` is
 //! non-zero. Ignored signals are never pending, so they never interrupt.
 
-use std::fs::File;
-use std::io::Read;
+use super::procfs::Status;
 
 /// Whether thread `tid` has an unblocked signal pending, or is gone. A `tid`
 /// of 0 (the reader lives in a pid namespace we cannot see) never counts.
@@ -15,28 +14,16 @@ pub(crate) fn pending(tid: u32) -> bool {
     if tid == 0 {
         return false;
     }
-    let mut buf = [0u8; 4096];
-    let Ok(mut file) = File::open(format!("/proc/{tid}/status")) else {
+    let Ok(status) = Status::of(tid) else {
         return true;
     };
-    let mut len = 0;
-    while len < buf.len() {
-        match file.read(&mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(_) => return true,
-        }
-    }
-    let status = &buf[..len];
-    let field = |name: &[u8]| -> u64 {
+    let mask = |name: &[u8]| -> u64 {
         status
-            .split(|&b| b == b'\n')
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| std::str::from_utf8(rest).ok())
-            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .field(name)
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
             .unwrap_or(0)
     };
-    (field(b"SigPnd:") | field(b"ShdPnd:")) & !field(b"SigBlk:") != 0
+    (mask(b"SigPnd:") | mask(b"ShdPnd:")) & !mask(b"SigBlk:") != 0
 }
 
 #[cfg(test)]

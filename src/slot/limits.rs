@@ -100,6 +100,9 @@ pub struct SlotInfo {
     pub message_count: u32,
     /// Payload bytes waiting.
     pub queued_bytes: u64,
+    /// The process that created the slot (0 when it is not visible from
+    /// the daemon's pid namespace).
+    pub owner_pid: u32,
     /// Messages ever queued.
     pub received: u64,
     /// Messages ever read.
@@ -118,11 +121,16 @@ pub enum InfoAttr {
     QueuedBytes,
     QuotaMessages,
     QuotaBytes,
+    OwnerPid,
+    Received,
+    Read,
+    Dropped,
 }
 
 impl InfoAttr {
-    /// Every attribute, in the order `listxattr` reports them.
-    pub const ALL: [InfoAttr; 7] = [
+    /// Every attribute, in the order `listxattr` reports them: the seven
+    /// GetMailslotInfo figures, then the totals `mailslotfs status` shows.
+    pub const ALL: [InfoAttr; 11] = [
         InfoAttr::MaxMessageSize,
         InfoAttr::ReadTimeoutMs,
         InfoAttr::NextSize,
@@ -130,6 +138,10 @@ impl InfoAttr {
         InfoAttr::QueuedBytes,
         InfoAttr::QuotaMessages,
         InfoAttr::QuotaBytes,
+        InfoAttr::OwnerPid,
+        InfoAttr::Received,
+        InfoAttr::Read,
+        InfoAttr::Dropped,
     ];
 
     /// The full attribute name, e.g. `user.mailslot.next_size`.
@@ -142,7 +154,16 @@ impl InfoAttr {
             InfoAttr::QueuedBytes => "user.mailslot.queued_bytes",
             InfoAttr::QuotaMessages => "user.mailslot.quota_messages",
             InfoAttr::QuotaBytes => "user.mailslot.quota_bytes",
+            InfoAttr::OwnerPid => "user.mailslot.owner_pid",
+            InfoAttr::Received => "user.mailslot.received",
+            InfoAttr::Read => "user.mailslot.read",
+            InfoAttr::Dropped => "user.mailslot.dropped",
         }
+    }
+
+    /// The name without its `user.mailslot.` prefix, e.g. `next_size`.
+    pub fn short_name(self) -> &'static str {
+        self.name().trim_start_matches("user.mailslot.")
     }
 
     /// The attribute with this name, if it is one of ours.
@@ -162,6 +183,10 @@ impl InfoAttr {
             InfoAttr::QueuedBytes => info.queued_bytes.to_string(),
             InfoAttr::QuotaMessages => info.limits.quota_messages.to_string(),
             InfoAttr::QuotaBytes => info.limits.quota_bytes.to_string(),
+            InfoAttr::OwnerPid => info.owner_pid.to_string(),
+            InfoAttr::Received => info.received.to_string(),
+            InfoAttr::Read => info.read.to_string(),
+            InfoAttr::Dropped => info.dropped.to_string(),
         }
     }
 
@@ -187,9 +212,13 @@ impl InfoAttr {
                     u32::try_from(number()?).map_err(|_| SlotError::InvalidValue)?
             }
             InfoAttr::QuotaBytes => limits.quota_bytes = number()?,
-            InfoAttr::NextSize | InfoAttr::MessageCount | InfoAttr::QueuedBytes => {
-                return Err(SlotError::NotPermitted);
-            }
+            InfoAttr::NextSize
+            | InfoAttr::MessageCount
+            | InfoAttr::QueuedBytes
+            | InfoAttr::OwnerPid
+            | InfoAttr::Received
+            | InfoAttr::Read
+            | InfoAttr::Dropped => return Err(SlotError::NotPermitted),
         }
         Ok(())
     }
@@ -221,6 +250,7 @@ mod tests {
             next_size: None,
             message_count: 0,
             queued_bytes: 0,
+            owner_pid: 0,
             received: 0,
             read: 0,
             dropped: 0,

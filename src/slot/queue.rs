@@ -87,9 +87,14 @@ pub struct Slot<K: Parking> {
     readers: VecDeque<ParkedRead<K::Reader>>,
     pollers: Vec<K::Poller>,
     life: Life,
+    /// The process that created the slot, for `status`.
+    owner_pid: u32,
     received: u64,
     read: u64,
     dropped: u64,
+    /// The thread that has just closed a descriptor of the server handle,
+    /// whose release is probably on its way (see `Table::flush`).
+    closing_tid: Option<u32>,
     /// Last message arrival (st_mtime).
     pub modified: SystemTime,
     /// Last read (st_atime).
@@ -97,9 +102,10 @@ pub struct Slot<K: Parking> {
 }
 
 impl<K: Parking> Slot<K> {
-    /// A new, empty slot. `keep_empty` keeps zero-length messages, which
-    /// are otherwise dropped because a 0-byte read means end-of-file.
-    pub fn new(limits: Limits, keep_empty: bool, now: Now) -> Self {
+    /// A new, empty slot created by process `owner_pid`. `keep_empty` keeps
+    /// zero-length messages, which are otherwise dropped because a 0-byte
+    /// read means end-of-file.
+    pub fn new(limits: Limits, keep_empty: bool, owner_pid: u32, now: Now) -> Self {
         Slot {
             messages: VecDeque::new(),
             queued_bytes: 0,
@@ -108,12 +114,27 @@ impl<K: Parking> Slot<K> {
             readers: VecDeque::new(),
             pollers: Vec::new(),
             life: Life::Open,
+            owner_pid,
             received: 0,
             read: 0,
             dropped: 0,
+            closing_tid: None,
             modified: now.wall,
             accessed: now.wall,
         }
+    }
+
+    /// Records (or clears) which thread has just closed a descriptor of the
+    /// server handle.
+    pub fn set_closing(&mut self, tid: Option<u32>) {
+        self.closing_tid = tid;
+    }
+
+    /// Whether thread `tid` has just closed a descriptor of the server
+    /// handle: what it does next should wait for the release, so that
+    /// `close(server); write(client)` in one thread always sees EPIPE.
+    pub fn closing_by(&self, tid: u32) -> bool {
+        self.closing_tid == Some(tid)
     }
 
     /// Queues one message, or hands it straight to the oldest parked reader.
@@ -401,6 +422,7 @@ impl<K: Parking> Slot<K> {
             next_size: self.messages.front().map(|m| m.len() as u32),
             message_count: self.messages.len() as u32,
             queued_bytes: self.queued_bytes,
+            owner_pid: self.owner_pid,
             received: self.received,
             read: self.read,
             dropped: self.dropped,

@@ -61,6 +61,8 @@ pub struct Creator {
     pub perm: u16,
     /// The creating thread: only its own closes mark a slot as closing.
     pub tid: u32,
+    /// The creating process (thread group), shown as the slot's owner.
+    pub pid: u32,
 }
 
 /// The two ends of a mailslot.
@@ -208,15 +210,16 @@ impl<K: Parking> Table<K> {
         if let Some(Node {
             content:
                 Content::Slot {
+                    slot,
                     creator_tid,
                     closing_tid,
-                    ..
                 },
             ..
         }) = self.tree.write().nodes.get_mut(&ino)
             && tid.is_none_or(|t| t == *creator_tid)
         {
             *closing_tid = tid;
+            slot.lock().set_closing(tid);
         }
     }
 
@@ -285,6 +288,7 @@ impl<K: Parking> Table<K> {
         let slot = Arc::new(Mutex::new(Slot::new(
             self.defaults.limits,
             self.defaults.keep_empty,
+            by.pid,
             now,
         )));
         let content = Content::Slot {

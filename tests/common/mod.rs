@@ -45,6 +45,61 @@ pub fn fuse_ok() -> bool {
     }
 }
 
+/// Whether this test can run as root with FUSE; when not, says why it is
+/// skipped (and, like `fuse_ok`, fails under CI when FUSE is missing).
+pub fn root_with_fuse(what: &str) -> bool {
+    if !fuse_ok() {
+        return false;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP: {what} needs root");
+        return false;
+    }
+    true
+}
+
+/// Whether `program` can be run; when not, says why the test is skipped.
+pub fn have_program(program: &str, package: &str) -> bool {
+    let found = Command::new(program).arg("--version").output().is_ok();
+    if !found {
+        eprintln!("SKIP: {program} is not installed (package {package})");
+    }
+    found
+}
+
+/// What every namespace script starts with: strict mode, the mount points
+/// `$D1` and `$D2` unmounted on any exit, and `check_gone DIR`, which
+/// waits for the daemon serving DIR to exit.
+const NAMESPACE_PRELUDE: &str = r#"
+set -euo pipefail
+trap 'umount -l "$D1" "$D2" 2>/dev/null || true' EXIT
+check_gone() {
+  for _ in $(seq 500); do
+    grep -qs "$1" /proc/[0-9]*/cmdline || return 0
+    sleep 0.01
+  done
+  echo "daemon for $1 still running"; exit 1
+}
+"#;
+
+/// Runs a bash script in a private mount namespace, so that the bind
+/// mounts it makes (over /sbin, /etc/fuse.conf...) are seen by nothing
+/// else and vanish with it, and asserts that it succeeds and ends by
+/// printing `ok`. `env` names the paths the script uses, `D1` and `D2`
+/// among them.
+#[track_caller]
+pub fn bash_in_private_namespace(script: &str, env: &[(&str, &Path)]) {
+    let out = run(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "bash", "-c"])
+            .arg(format!("{NAMESPACE_PRELUDE}{script}"))
+            .envs(env.iter().copied()),
+        Duration::from_secs(40),
+    );
+    assert!(ok(&out).ends_with("ok\n"), "the script did not finish");
+}
+
 /// `let m = mount!(opts...);` — a fresh mount, or return from the test when
 /// FUSE is unavailable outside CI.
 #[macro_export]
@@ -185,6 +240,38 @@ pub fn force_unmount(dir: &Path) {
     }
 }
 
+/// Temporary directories, and any daemon still serving one, removed on
+/// drop — also when the test fails half-way.
+pub struct Scratch(pub Vec<PathBuf>);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            for pid in processes_mentioning(dir) {
+                kill(pid, libc::SIGKILL);
+            }
+            force_unmount(dir);
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Processes whose command line names `dir` (our daemons, found by the
+/// unique directory they serve).
+pub fn processes_mentioning(dir: &Path) -> Vec<i32> {
+    let needle = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
+        })
+        .collect()
+}
+
 /// A live mailslotfs mount in a private temp dir, torn down on drop (also
 /// when the test panics).
 pub struct Mount {
@@ -205,10 +292,21 @@ impl Mount {
 
     /// Like `new`, on a given (empty, existing) directory.
     pub fn at(dir: PathBuf, opts: &[&str]) -> Mount {
+        Mount::foreground_with(dir, &[], &[], opts)
+    }
+
+    /// Like `at`, with extra command-line flags (`-v`) and environment.
+    pub fn foreground_with(
+        dir: PathBuf,
+        flags: &[&str],
+        env: &[(&str, &str)],
+        opts: &[&str],
+    ) -> Mount {
         let stderr_path = dir.with_extension("stderr");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let mut cmd = Command::new(BIN);
-        cmd.arg("mount").arg(&dir).arg("--foreground");
+        cmd.arg("mount").arg(&dir).arg("--foreground").args(flags);
+        cmd.envs(env.iter().copied());
         if !opts.is_empty() {
             cmd.arg("-o").arg(opts.join(","));
         }
@@ -251,14 +349,22 @@ impl Mount {
     /// Mounts in daemon mode (no --foreground): asserts the command exits 0
     /// and that the mount is in place the moment it has; adopts the daemon.
     pub fn daemon(opts: &[&str]) -> Mount {
+        Mount::daemon_with(&[], &[], opts)
+    }
+
+    /// Like `daemon`, with extra command-line flags and environment.
+    pub fn daemon_with(flags: &[&str], env: &[(&str, &str)], opts: &[&str]) -> Mount {
         let dir = temp_dir("dmn");
         let stderr_path = dir.with_extension("stderr");
         let mut cmd = Command::new(BIN);
-        cmd.arg("mount").arg(&dir);
+        cmd.arg("mount").arg(&dir).args(flags);
+        cmd.envs(env.iter().copied());
         if !opts.is_empty() {
             cmd.arg("-o").arg(opts.join(","));
         }
         let out = run(&mut cmd, Duration::from_secs(10));
+        // What the mount command printed, for `stderr()`.
+        let _ = std::fs::write(&stderr_path, &out.stderr);
         let mut m = Mount {
             dir,
             child: None,

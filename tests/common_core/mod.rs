@@ -91,6 +91,8 @@ pub fn woken(w: &Wakeups<P>) -> Vec<(u32, Result<Vec<u8>, mailslotfs::slot::Slot
 
 /// The thread id every test creator uses.
 pub const CREATOR_TID: u32 = 100;
+/// The process id every test creator uses.
+pub const CREATOR_PID: u32 = 99;
 
 pub fn user(uid: u32) -> Creator {
     Creator {
@@ -98,6 +100,7 @@ pub fn user(uid: u32) -> Creator {
         gid: uid,
         perm: 0o644,
         tid: CREATOR_TID,
+        pid: CREATOR_PID,
     }
 }
 
