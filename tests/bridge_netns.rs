@@ -461,6 +461,33 @@ fn bridged_hosts_exchange_mailslot_datagrams() {
     }
 }
 
+/// A domain carried on a multicast group: a `*` write reaches the other
+/// member through the group, and the writer's own slot once.
+#[test]
+fn domains_can_travel_on_a_multicast_group() {
+    if !lab_ready(&[]) {
+        return;
+    }
+    let lab = Lab::new(2);
+    let group = "--multicast=239.213.0.1";
+    let hosts = [
+        lab.bridged(0, &["--netbios-name=ONE", "--domain=MDOM", group]),
+        lab.bridged(1, &["--netbios-name=TWO", "--domain=MDOM", group]),
+    ];
+    let chats: Vec<OwnedFd> = hosts.iter().map(|m| create_slot(&m.path("chat"))).collect();
+    sh_ok(&hosts[0], "echo -n grouped > $D/.net/*/chat");
+    for fd in &chats {
+        assert_eq!(recv(fd, DELIVERY_TIMEOUT), b"grouped");
+    }
+    assert_eq!(bridge_attr(&hosts[0], "group"), "239.213.0.1:138");
+    sh_ok(&hosts[0], "echo -n end > $D/.net/ONE/chat");
+    assert_eq!(
+        recv(&chats[0], DELIVERY_TIMEOUT),
+        b"end",
+        "a second copy came first"
+    );
+}
+
 /// The LOGON_PRIMARY_QUERY a workstation sends ([MS-ADTS] 6.3.1.1): who
 /// asks, and the mailslot the answer goes to.
 fn logon_primary_query(computer: &str, reply_slot: &str) -> Vec<u8> {
