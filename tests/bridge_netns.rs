@@ -488,6 +488,59 @@ fn domains_can_travel_on_a_multicast_group() {
     );
 }
 
+/// What a user gets wrong is one line and a failed command, before
+/// anything is mounted (no namespace needed: nothing is sent).
+#[test]
+fn bridge_errors_are_one_line() {
+    let taken = std::net::UdpSocket::bind("0.0.0.0:0").expect("a free UDP port");
+    let port = taken.local_addr().unwrap().port().to_string();
+    let cases: [(&[&str], String); 4] = [
+        (
+            &["--bridge", "--peer", "SUE"],
+            "--peer SUE: expected NAME=ADDR".into(),
+        ),
+        (
+            &["-o", "domain=X"],
+            "domain: needs --bridge (or -o bridge)".into(),
+        ),
+        (
+            &["--bridge", "--bind", "192.0.2.77"],
+            "bridge: --bind 192.0.2.77: no interface has this address".into(),
+        ),
+        (
+            &[
+                "--bridge",
+                "--bind",
+                "127.0.0.1",
+                "--netbios-name",
+                "X",
+                "--port",
+                &port,
+            ],
+            format!("bridge: bind 0.0.0.0:{port}: address in use"),
+        ),
+    ];
+    let dir = Scratch::new("badflags");
+    for (args, why) in cases {
+        let out = run(
+            Command::new(BIN)
+                .arg("mount")
+                .arg(&dir.0)
+                .arg("--foreground")
+                .args(args),
+            CMD_TIMEOUT,
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("mailslotfs: {why}")),
+            "{args:?}: {stderr}"
+        );
+        assert!(!is_mounted(&dir.0));
+    }
+}
+
 /// The LOGON_PRIMARY_QUERY a workstation sends ([MS-ADTS] 6.3.1.1): who
 /// asks, and the mailslot the answer goes to.
 fn logon_primary_query(computer: &str, reply_slot: &str) -> Vec<u8> {
