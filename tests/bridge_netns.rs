@@ -98,6 +98,8 @@ impl Lab {
             "bridge",
             "stp_state",
             "0",
+            "forward_delay",
+            "0",
         ]);
         ip(&["-n", &switch, "link", "set", "br0", "up"]);
         for host in 0..hosts {
@@ -695,6 +697,7 @@ fn write_pdc_config(dir: &Path, address: &str) -> PathBuf {
     nmbd:socket dir = {d}/sock
     log file = {d}/log/log.%m
     max log size = 0
+    debug hires timestamp = yes
     idmap config * : backend = tdb
     idmap config * : range = 3000-7999
     server role = classic primary domain controller
