@@ -3,17 +3,33 @@
 # Sourced by run.sh and test.sh; does nothing on a machine that has them.
 set -euo pipefail
 
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 need=()
-command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
-command -v python3 >/dev/null 2>&1 || need+=(python3)
+have fusermount3 || need+=(fuse3)
+have python3 || need+=(python3)
+# The network bridge's tests: namespaces (ip, nsenter), Samba's nmbd as a
+# real peer, tshark to dissect what the bridge sends.
+have ip || need+=(iproute2)
+have nsenter || need+=(util-linux)
+have nmbd || need+=(samba)
+have tshark || need+=(tshark)
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
     echo "mailslotfs: missing packages: ${need[*]} (install them as root)" >&2
     exit 1
   fi
   echo "installing: ${need[*]}"
+  # tshark's package asks whether non-root users may capture: no.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" |
+    debconf-set-selections 2>/dev/null || true
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${need[@]}" >/dev/null
+  # Installing samba may start the system's nmbd, which holds UDP 138 on the
+  # host; the tests run their own nmbd in a namespace and need no other.
+  if [[ " ${need[*]} " == *" samba "* ]] && have systemctl; then
+    systemctl disable --now nmbd smbd samba-ad-dc >/dev/null 2>&1 || true
+  fi
 fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "mailslotfs: cargo not found: install a Rust toolchain (https://rustup.rs)" >&2

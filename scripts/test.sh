@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit, model, codec and mount tests.
+# The whole test suite: formatting, lints, unit, model, codec, bridge and
+# mount tests.
 # Mount tests need root and /dev/fuse. Every test cleans up after itself; the
 # trap below is the last line of defence against a leftover mount.
 set -euo pipefail
@@ -16,10 +17,23 @@ export TMPDIR=$run_tmp
 leftovers() {
   awk -v root="$run_tmp/" '$3 == "fuse.mailslotfs" && index($2, root) == 1 {print $2}' /proc/mounts
 }
+# Network namespaces of the bridge tests (msltest-PID-...) whose test
+# process is gone.
+stale_namespaces() {
+  ip netns list 2>/dev/null | while read -r ns _; do
+    if [[ $ns =~ ^msltest-([0-9]+)- ]] && ! kill -0 "${BASH_REMATCH[1]}" 2>/dev/null; then
+      echo "$ns"
+    fi
+  done
+}
 cleanup() {
   for m in $(leftovers); do
     echo "test.sh: removing leftover mount $m" >&2
     umount -l "$m" 2>/dev/null || true
+  done
+  for ns in $(stale_namespaces); do
+    echo "test.sh: removing leftover network namespace $ns" >&2
+    ip netns del "$ns" 2>/dev/null || true
   done
   rm -rf --one-file-system "$run_tmp"
 }
@@ -28,8 +42,9 @@ trap cleanup EXIT
 cargo fmt --check
 cargo clippy --quiet --all-targets -- -D warnings
 timeout 1800 cargo test --quiet -- --test-threads=4
-if [ -n "$(leftovers)" ]; then
-  echo "test.sh: tests left mounts behind:" >&2
+if [ -n "$(leftovers)$(stale_namespaces)" ]; then
+  echo "test.sh: tests left mounts or network namespaces behind:" >&2
   leftovers >&2
+  stale_namespaces >&2
   exit 1
 fi

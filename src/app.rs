@@ -3,8 +3,10 @@
 //! after `mailslotfs: `.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::bridge::net::Link;
 use crate::cli::{Command, MountArgs, parse_mount_options};
 use crate::fs::session::{self, Mounted};
 use crate::fs::{Control, FsConfig, MailslotFs};
@@ -13,7 +15,7 @@ use crate::{daemon, logger, mountinfo, notify, tools};
 /// Runs one command.
 pub fn run(command: Command) -> Result<(), String> {
     match command {
-        Command::Mount(args) => mount(args),
+        Command::Mount(args) => mount(*args),
         Command::Serve(args) => tools::serve(&args),
         Command::Send(args) => tools::send(&args),
         Command::Info(args) => tools::info(&args),
@@ -24,7 +26,9 @@ pub fn run(command: Command) -> Result<(), String> {
 fn mount(args: MountArgs) -> Result<(), String> {
     logger::init(args.verbose, args.debug);
     let transport_max = session::transport_max();
-    let options = parse_mount_options(&args.options, transport_max)?;
+    let mut options = parse_mount_options(&args.options, transport_max)?;
+    options.bridge.add_flags(&args.bridge)?;
+    let bridge = options.bridge.finish()?;
     let source = mount_source(args.source.as_deref())?;
     let dir = prepare_mount_point(&args.dir)?;
     if !Path::new("/dev/fuse").exists() {
@@ -37,6 +41,12 @@ fn mount(args: MountArgs) -> Result<(), String> {
     if args.dry_run {
         return Ok(());
     }
+    // Bound before going to the background, so "port in use" is reported
+    // by the command itself; the socket survives the fork.
+    let link = match &bridge {
+        Some(settings) => Some(Arc::new(Link::open(settings, options.defaults.keep_empty)?)),
+        None => None,
+    };
     let report = if args.foreground {
         None
     } else {
@@ -53,9 +63,12 @@ fn mount(args: MountArgs) -> Result<(), String> {
         park_cap: session::park_cap(),
         owner,
     };
-    let started = MailslotFs::new(config)
+    let started = MailslotFs::new(config, link.clone())
         .map_err(|e| format!("cannot start: {e}"))
         .and_then(|(fs, control)| {
+            if let Some(link) = &link {
+                start_bridge(link, &control)?;
+            }
             session::mount(fs, &dir, source, options.allow_other)
                 .map(|mounted| (mounted, control))
                 .map_err(|e| mount_error(&dir, &e, options.allow_other))
@@ -84,6 +97,23 @@ fn mount(args: MountArgs) -> Result<(), String> {
     wait_for_stop(&signals, &mounted);
     let _ = notify::notify("STOPPING=1");
     shut_down(control, mounted);
+    Ok(())
+}
+
+/// Starts receiving: datagrams for us go into local slots through the
+/// file system's own write path.
+fn start_bridge(link: &Arc<Link>, control: &Control) -> Result<(), String> {
+    let receiver = control.clone();
+    link.start_receiver(move |delivery| receiver.deliver(delivery))
+        .map_err(|e| format!("bridge: cannot start the receive thread: {e}"))?;
+    let config = link.bridge().config();
+    log::info!(
+        "bridge: {} in {} on {}, domain writes to {}",
+        config.computer,
+        config.domain,
+        config.address,
+        config.group
+    );
     Ok(())
 }
 

@@ -2,12 +2,16 @@
 //! effects so that every refusal is one clear line before anything starts.
 
 use std::ffi::OsString;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::bridge::Cidr;
+use crate::bridge::net::Settings;
 use crate::slot::limits::{Limits, ReadTimeout};
 use crate::slot::table::SlotDefaults;
+use crate::wire::{NETBIOS_DATAGRAM_PORT, NetbiosName};
 
 /// Windows mailslots on Linux, as a FUSE file system.
 ///
@@ -39,7 +43,7 @@ pub enum Command {
     /// Logs go to stderr with --foreground, and to syslog (the journal)
     /// once in the background. Under systemd (Type=notify) readiness is
     /// reported once the mount is usable.
-    Mount(MountArgs),
+    Mount(Box<MountArgs>),
     /// Create a mailslot and print each message as it arrives.
     ///
     /// The slot exists while this runs; Ctrl-C ends it and the slot is gone.
@@ -79,6 +83,181 @@ pub struct MountArgs {
     /// Check everything, but do not mount (mount(8)'s `-f`).
     #[arg(skip)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub bridge: BridgeArgs,
+}
+
+/// The network bridge's flags; each is also an `-o` option (`-o
+/// bridge,domain=MSLDOM,peer=SUE=10.0.0.2`) so that fstab can carry it.
+#[derive(Args, Debug, Default)]
+#[command(next_help_heading = "Network bridge (SPEC §5; also as -o options)")]
+pub struct BridgeArgs {
+    /// Forward writes under DIR/.net/TARGET/ to other hosts as SMB mailslot
+    /// datagrams (UDP 138), and deliver theirs into local slots.
+    #[arg(long)]
+    pub bridge: bool,
+    /// This computer's NetBIOS name [default: the host name, upper case, cut to 15].
+    #[arg(long, value_name = "NAME")]
+    pub netbios_name: Option<String>,
+    /// The domain or workgroup (what .net/* means) [default: WORKGROUP].
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    /// The interface address to use [default: the first non-loopback IPv4 interface].
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// Where domain writes go [default: that interface's broadcast address].
+    #[arg(long, value_name = "ADDR")]
+    pub broadcast: Option<String>,
+    /// UDP port to bind and send to [default: 138].
+    #[arg(long, value_name = "N")]
+    pub port: Option<String>,
+    /// A computer's address, used before the system resolver (repeatable).
+    #[arg(long, value_name = "NAME=ADDR")]
+    pub peer: Vec<String>,
+    /// Accept datagrams only from these networks (repeatable) [default: any].
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<String>,
+    /// Carry domain writes on this IP multicast group instead of broadcast,
+    /// for a domain that spans routed networks.
+    #[arg(long, value_name = "GROUP")]
+    pub multicast: Option<String>,
+}
+
+impl BridgeArgs {
+    /// The flags given, as `(key, value)` in `-o` spelling.
+    fn given(&self) -> Vec<(&'static str, Option<&str>)> {
+        let mut out = Vec::new();
+        if self.bridge {
+            out.push(("bridge", None));
+        }
+        let single = [
+            ("netbios-name", &self.netbios_name),
+            ("domain", &self.domain),
+            ("bind", &self.bind),
+            ("broadcast", &self.broadcast),
+            ("port", &self.port),
+            ("multicast", &self.multicast),
+        ];
+        for (key, value) in single {
+            out.extend(value.as_deref().map(|v| (key, Some(v))));
+        }
+        out.extend(self.peer.iter().map(|v| ("peer", Some(v.as_str()))));
+        out.extend(self.allow.iter().map(|v| ("allow", Some(v.as_str()))));
+        out
+    }
+}
+
+/// The bridge settings from flags and `-o`, as far as they can be checked
+/// without looking at the system.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BridgeRequest {
+    enabled: bool,
+    /// The first bridge setting seen, to name it if the bridge is off.
+    first_setting: Option<String>,
+    settings: Settings,
+}
+
+impl Default for BridgeRequest {
+    fn default() -> Self {
+        BridgeRequest {
+            enabled: false,
+            first_setting: None,
+            settings: Settings {
+                port: NETBIOS_DATAGRAM_PORT,
+                ..Settings::default()
+            },
+        }
+    }
+}
+
+impl BridgeRequest {
+    /// Adds the bridge flags; errors name the flag.
+    pub fn add_flags(&mut self, args: &BridgeArgs) -> Result<(), String> {
+        for (key, value) in args.given() {
+            self.set(key, value).map_err(|why| match value {
+                Some(v) => format!("--{key} {v}: {why}"),
+                None => format!("--{key}: {why}"),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The settings, or `None` when the bridge is off.
+    pub fn finish(self) -> Result<Option<Settings>, String> {
+        match (self.enabled, self.first_setting) {
+            (true, _) => Ok(Some(self.settings)),
+            (false, None) => Ok(None),
+            (false, Some(key)) => Err(format!("{key}: needs --bridge (or -o bridge)")),
+        }
+    }
+
+    /// Whether `key` (either spelling, `netbios_name` or `netbios-name`)
+    /// is a bridge setting; `set` takes it as `-o` gives it.
+    fn takes(key: &str) -> bool {
+        const KEYS: [&str; 9] = [
+            "bridge",
+            "netbios-name",
+            "domain",
+            "bind",
+            "broadcast",
+            "port",
+            "peer",
+            "allow",
+            "multicast",
+        ];
+        KEYS.contains(&key.replace('_', "-").as_str())
+    }
+
+    fn set(&mut self, key: &str, value: Option<&str>) -> Result<(), String> {
+        let key = key.replace('_', "-");
+        let s = &mut self.settings;
+        match (key.as_str(), value) {
+            ("bridge", None) => {
+                self.enabled = true;
+                return Ok(());
+            }
+            ("bridge", Some(_)) => return Err("takes no value".to_owned()),
+            (_, None) => return Err("needs a value".to_owned()),
+            ("netbios-name", Some(v)) => s.netbios_name = Some(netbios_name(v)?),
+            ("domain", Some(v)) => s.domain = Some(netbios_name(v)?),
+            ("bind", Some(v)) => s.bind = Some(ipv4(v)?),
+            ("broadcast", Some(v)) => s.broadcast = Some(ipv4(v)?),
+            ("port", Some(v)) => {
+                s.port = v
+                    .parse()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or("expected a port number, 1 to 65535")?
+            }
+            ("peer", Some(v)) => {
+                let (name, addr) = v.split_once('=').ok_or("expected NAME=ADDR")?;
+                s.peers.push((netbios_name(name)?, ipv4(addr)?));
+            }
+            ("allow", Some(v)) => s.allow.push(v.parse::<Cidr>()?),
+            ("multicast", Some(v)) => {
+                let group = ipv4(v)?;
+                if !group.is_multicast() {
+                    return Err("not a multicast group (224.0.0.0 to 239.255.255.255)".to_owned());
+                }
+                s.multicast = Some(group);
+            }
+            _ => return Err("unknown option".to_owned()),
+        }
+        self.first_setting.get_or_insert(key);
+        Ok(())
+    }
+}
+
+/// A NetBIOS name as the wire carries it: 1 to 15 printable ASCII
+/// characters, upper-cased.
+fn netbios_name(text: &str) -> Result<String, String> {
+    NetbiosName::new(text, 0).map_err(|e| e.to_string())?;
+    Ok(text.to_ascii_uppercase())
+}
+
+fn ipv4(text: &str) -> Result<Ipv4Addr, String> {
+    text.parse()
+        .map_err(|_| format!("{text}: not an IPv4 address"))
 }
 
 /// How `serve` separates messages on standard output.
@@ -166,6 +345,7 @@ fn parse_helper_args(args: &[OsString]) -> Result<MountArgs, String> {
         debug: false,
         source: None,
         dry_run: false,
+        bridge: BridgeArgs::default(),
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -201,10 +381,11 @@ fn parse_helper_args(args: &[OsString]) -> Result<MountArgs, String> {
 }
 
 /// Everything `-o` can say.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MountOptions {
     pub defaults: SlotDefaults,
     pub allow_other: bool,
+    pub bridge: BridgeRequest,
 }
 
 /// Options mount(8) and fstab pass along that mean nothing here (a
@@ -224,6 +405,7 @@ pub fn parse_mount_options(lists: &[String], transport_max: u32) -> Result<Mount
     let mut limits = Limits::default();
     let mut keep_empty = false;
     let mut allow_other = false;
+    let mut bridge = BridgeRequest::default();
     for option in lists
         .iter()
         .flat_map(|l| l.split(','))
@@ -249,6 +431,7 @@ pub fn parse_mount_options(lists: &[String], transport_max: u32) -> Result<Mount
             ("quota_bytes", Some(v)) => limits.quota_bytes = parse_size(v).map_err(|e| bad(&e))?,
             ("keep_empty", None) => keep_empty = true,
             ("allow_other", None) => allow_other = true,
+            (k, v) if BridgeRequest::takes(k) => bridge.set(k, v).map_err(|why| bad(&why))?,
             (k, None) if IGNORED_OPTIONS.contains(&k) || k.starts_with("x-") => {}
             ("max_msg" | "timeout" | "quota_messages" | "quota_bytes", None) => {
                 return Err(bad("needs a value"));
@@ -264,6 +447,7 @@ pub fn parse_mount_options(lists: &[String], transport_max: u32) -> Result<Mount
     Ok(MountOptions {
         defaults: SlotDefaults { limits, keep_empty },
         allow_other,
+        bridge,
     })
 }
 
@@ -382,6 +566,82 @@ mod tests {
             assert!(err.contains(needle), "{words:?}: {err}");
         }
         assert!(parse("ro").unwrap_err().contains("read-only"));
+    }
+
+    fn bridge(opts: &str, flags: &[&str]) -> Result<Option<Settings>, String> {
+        let mut options = parse(opts)?;
+        let cli = Cli::try_parse_from(["mailslotfs", "mount", "/m"].iter().chain(flags))
+            .map_err(|e| e.to_string())?;
+        let Command::Mount(args) = cli.command else {
+            unreachable!()
+        };
+        options.bridge.add_flags(&args.bridge)?;
+        options.bridge.finish()
+    }
+
+    #[test]
+    fn bridge_flags_and_options_say_the_same() {
+        assert_eq!(bridge("", &[]).unwrap(), None);
+        let flags = bridge(
+            "",
+            &[
+                "--bridge",
+                "--netbios-name=alpha",
+                "--domain",
+                "msldom",
+                "--bind=10.0.0.1",
+                "--broadcast=10.0.0.255",
+                "--port=1138",
+                "--peer=beta=10.0.0.2",
+                "--peer=GAMMA=10.0.0.3",
+                "--allow=10.0.0.0/24",
+                "--multicast=239.1.2.3",
+            ],
+        )
+        .unwrap()
+        .unwrap();
+        let options = bridge(
+            "bridge,netbios_name=alpha,domain=msldom,bind=10.0.0.1,broadcast=10.0.0.255,\
+             port=1138,peer=beta=10.0.0.2,peer=GAMMA=10.0.0.3,allow=10.0.0.0/24,\
+             multicast=239.1.2.3",
+            &[],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(flags, options);
+        assert_eq!(flags.netbios_name.as_deref(), Some("ALPHA"));
+        assert_eq!(
+            flags.peers[0],
+            ("BETA".to_owned(), Ipv4Addr::new(10, 0, 0, 2))
+        );
+        assert_eq!(flags.port, 1138);
+        assert_eq!(bridge("bridge", &[]).unwrap().unwrap().port, 138);
+    }
+
+    #[test]
+    fn bad_bridge_values_name_themselves() {
+        for (opts, flags, needle) in [
+            ("", &["--peer=SUE"][..], "--peer SUE: expected NAME=ADDR"),
+            (
+                "",
+                &["--bridge", "--bind=nope"],
+                "--bind nope: nope: not an IPv4 address",
+            ),
+            ("bridge,port=0", &[], "-o port=0: expected a port number"),
+            ("bridge,allow=10.0.0.0/40", &[], "-o allow=10.0.0.0/40: /40"),
+            ("bridge,multicast=10.0.0.1", &[], "not a multicast group"),
+            (
+                "bridge,netbios_name=WAY-TOO-LONG-NAME",
+                &[],
+                "-o netbios_name=WAY-TOO-LONG-NAME: NetBIOS name is 17 bytes",
+            ),
+            ("bridge=1", &[], "-o bridge=1: takes no value"),
+            ("domain=X", &[], "domain: needs --bridge"),
+            ("", &["--peer=A=10.0.0.1"], "peer: needs --bridge"),
+        ] {
+            let err = bridge(opts, flags).unwrap_err();
+            assert!(err.contains(needle), "{opts} {flags:?}: {err}");
+        }
     }
 
     #[test]

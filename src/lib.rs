@@ -5,10 +5,13 @@
 //!   sockets, time passed in.
 //! - [`fs`]: the FUSE adapter, the only place fuser types appear.
 //! - [`wire`]: the sans-IO NetBIOS/SMB mailslot codec.
+//! - [`bridge`]: the network bridge: a sans-IO state machine deciding what
+//!   goes where, and a thin socket layer around it ([`bridge::net`]).
 //! - [`cli`], [`app`], [`daemon`], [`tools`]: arguments, the daemon's life
 //!   cycle, and the `serve`/`send`/`info`/`status` helpers; [`logger`],
 //!   [`notify`] and [`mountinfo`] are what running as a service needs.
 pub mod app;
+pub mod bridge;
 pub mod cli;
 pub mod daemon;
 pub mod fs;

@@ -5,7 +5,7 @@ use mailslotfs::cli::{Cli, Command, helper_mount};
 fn main() {
     let argv: Vec<_> = std::env::args_os().collect();
     let command = match helper_mount(&argv) {
-        Some(Ok(args)) => Command::Mount(args),
+        Some(Ok(args)) => Command::Mount(Box::new(args)),
         Some(Err(line)) => fail(&line),
         None => Cli::parse_from(argv).command,
     };

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const ATTRS: [&str; 11] = [
+const ATTRS: [&str; 12] = [
     "user.mailslot.max_message_size",
     "user.mailslot.read_timeout_ms",
     "user.mailslot.next_size",
@@ -20,6 +20,7 @@ const ATTRS: [&str; 11] = [
     "user.mailslot.received",
     "user.mailslot.read",
     "user.mailslot.dropped",
+    "user.mailslot.waiting_readers",
 ];
 
 fn count(path: &std::path::Path) -> u64 {
@@ -294,8 +295,18 @@ fn several_waiting_readers_are_served_in_arrival_order() {
     let mut readers = Vec::new();
     for _ in 0..4 {
         let mut r = read_async(s.as_raw_fd(), 100);
-        // Arrival order is defined by when each one parked.
+        // Arrival order is when the daemon parked each one: wait for
+        // that, not just for the request to leave the kernel.
         r.wait_parked(Duration::from_secs(5));
+        let parked = (readers.len() + 1).to_string();
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                getxattr(&m.path("many"), "user.mailslot.waiting_readers")
+                    .is_ok_and(|n| n == parked)
+            }),
+            "reader {} never parked",
+            readers.len()
+        );
         readers.push(r);
     }
     let c = client(&m.path("many"));
@@ -343,7 +354,7 @@ fn every_xattr_reads_lists_and_sets() {
     let pid = std::process::id().to_string();
     let pid = pid.as_str();
     let want_empty = [
-        "2000", "1500", "-1", "0", "0", "100", "10000", pid, "0", "0", "0",
+        "2000", "1500", "-1", "0", "0", "100", "10000", pid, "0", "0", "0", "0",
     ];
     for (name, want) in ATTRS.iter().zip(want_empty) {
         assert_eq!(getxattr(&p, name).unwrap(), want, "{name} (empty)");
@@ -352,7 +363,7 @@ fn every_xattr_reads_lists_and_sets() {
     send(&c, b"hello");
     send(&c, b"worlds!");
     let want_full = [
-        "2000", "1500", "5", "2", "12", "100", "10000", pid, "2", "0", "0",
+        "2000", "1500", "5", "2", "12", "100", "10000", pid, "2", "0", "0", "0",
     ];
     for (name, want) in ATTRS.iter().zip(want_full) {
         assert_eq!(getxattr(&p, name).unwrap(), want, "{name} (2 queued)");
@@ -365,7 +376,7 @@ fn every_xattr_reads_lists_and_sets() {
         print(names)
         want = sorted("user.mailslot." + n for n in ("max_message_size", "read_timeout_ms",
             "next_size", "message_count", "queued_bytes", "quota_messages", "quota_bytes",
-            "owner_pid", "received", "read", "dropped"))
+            "owner_pid", "received", "read", "dropped", "waiting_readers"))
         assert names == want, names
         for n in names:
             os.getxattr(P("info"), n)

@@ -204,6 +204,8 @@ fn reader_killed_while_parked_loses_no_message() {
                 os.read(s, 100)
                 os._exit(7)   # would mean it stole a message
             assert wait_for(lambda: in_fuse(pid), 5), "child never parked"
+            # Parked in the slot, not just on its way into the daemon.
+            assert wait_for(lambda: os.getxattr(P("keep"), "user.mailslot.waiting_readers") == b"1", 5)
             t = time.monotonic()
             os.kill(pid, sig)
             os.write(c, b"msg%d" % i)

@@ -95,6 +95,7 @@ fn info_tracks_next_size_count_bytes_and_totals() {
             received: 0,
             read: 0,
             dropped: 0,
+            waiting_readers: 0,
         }
     );
     assert_eq!(slot.next_size(), 0);
@@ -1311,4 +1312,32 @@ fn slots_lists_every_live_slot() {
     t.release(fh, clock.now());
     assert_eq!(t.slots().len(), 2);
     assert_eq!(t.node_count(), 4); // root, d, a, c
+}
+
+#[test]
+fn slot_at_finds_a_slot_by_path_in_any_case() {
+    let clock = Clock::new();
+    let t = table(&clock);
+    let d = t.mkdir(ROOT, b"Net", user(1), clock.now()).unwrap();
+    t.create(d.ino, b"NetLogon", true, true, user(1), clock.now())
+        .unwrap();
+    let slot = t.slot_at(&["net", "NETLOGON"]).unwrap();
+    slot.lock().write(b"hi", clock.now(), calm).unwrap();
+    assert_eq!(
+        t.slot_at(&["NET", "netlogon"])
+            .unwrap()
+            .lock()
+            .info()
+            .message_count,
+        1
+    );
+    for (path, error) in [
+        (&["net", "missing"][..], SlotError::NotFound),
+        (&["nope", "netlogon"][..], SlotError::NotFound),
+        (&["net"][..], SlotError::IsADirectory),
+        (&["net", "netlogon", "deeper"][..], SlotError::NotADirectory),
+        (&[][..], SlotError::IsADirectory),
+    ] {
+        assert_eq!(t.slot_at(path).err(), Some(error), "{path:?}");
+    }
 }

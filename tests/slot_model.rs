@@ -101,6 +101,7 @@ impl MSlot {
             received: self.received,
             read: self.read,
             dropped: self.dropped,
+            waiting_readers: self.parked.len() as u32,
         }
     }
 }

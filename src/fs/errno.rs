@@ -3,6 +3,7 @@
 
 use fuser::Errno;
 
+use crate::bridge::SendError;
 use crate::slot::SlotError;
 
 /// The errno a client sees for `error`.
@@ -28,6 +29,15 @@ pub(crate) fn errno(error: SlotError) -> Errno {
         // getxattr of an unknown name must be ENODATA: ENOSYS would make the
         // kernel stop asking for every attribute on this mount.
         SlotError::NoSuchAttribute => Errno::ENODATA,
+    }
+}
+
+/// The errno a write under `.net` sees when the bridge refuses it.
+pub(crate) fn send_errno(error: SendError) -> Errno {
+    match error {
+        SendError::TooBig => Errno::EMSGSIZE,
+        SendError::BadPath(_) => Errno::EINVAL,
+        SendError::Network(code) => Errno::from_i32(code),
     }
 }
 

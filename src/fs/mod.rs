@@ -4,17 +4,24 @@
 //! Nothing here blocks. A read on an empty slot parks its reply inside the
 //! slot; whichever thread makes it ready (a writer, the watchdog, shutdown)
 //! answers it.
+//!
+//! With the network bridge, `.net` at the root is a virtual tree
+//! (`net_tree`): writes on its endpoints go to the bridge, and messages
+//! from the network come in through [`Control::deliver`], the same
+//! non-blocking write path local clients use.
 
 mod errno;
+mod net_tree;
 mod procfs;
 pub mod session;
 mod signals;
 mod watchdog;
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use fuser::{
@@ -25,12 +32,16 @@ use fuser::{
     WriteFlags,
 };
 use log::debug;
+use parking_lot::Mutex;
 
+use crate::bridge::Delivery;
+use crate::bridge::net::Link;
 use crate::slot::batch;
 use crate::slot::limits::InfoAttr;
 use crate::slot::queue::{ReadOutcome, Wakeups};
-use crate::slot::table::{Attr, Creator, Ino, Kind, Role, SlotDefaults, Table};
+use crate::slot::table::{Attr, Creator, Fh, Ino, Kind, ROOT, Role, SlotDefaults, Table};
 use crate::slot::{Now, Parking, SlotError};
+use net_tree::{NET_DIR, NET_ROOT, NetTree, is_net};
 use watchdog::Watchdog;
 
 /// Attributes and entries are never cached: `st_size` is the next message's
@@ -78,6 +89,22 @@ pub(crate) struct Inner {
     config: FsConfig,
     watchdog: Watchdog,
     shutting_down: AtomicBool,
+    net: Option<Net>,
+}
+
+/// Handles of `.net` endpoints are numbered from here, apart from the
+/// table's slot handles.
+const NET_FH_BASE: Fh = 1 << 62;
+/// Prefix of the bridge's read-only attributes on `.net`.
+const BRIDGE_XATTR_PREFIX: &str = "user.mailslot.bridge.";
+
+/// The `.net` directory of a bridged mount.
+struct Net {
+    link: Arc<Link>,
+    tree: Mutex<NetTree>,
+    /// Open endpoint handles and the endpoint each writes to.
+    handles: Mutex<HashMap<Fh, Ino>>,
+    next_fh: AtomicU64,
 }
 
 /// The file system handed to fuser.
@@ -88,13 +115,25 @@ pub struct MailslotFs(Arc<Inner>);
 pub struct Control(Arc<Inner>);
 
 impl MailslotFs {
-    /// A new, empty mailslot namespace, with its watchdog thread running.
-    pub fn new(config: FsConfig) -> std::io::Result<(MailslotFs, Control)> {
+    /// A new, empty mailslot namespace, with its watchdog thread running;
+    /// with a bridge `link`, it also has the `.net` directory.
+    pub fn new(
+        config: FsConfig,
+        link: Option<Arc<Link>>,
+    ) -> std::io::Result<(MailslotFs, Control)> {
+        let born = now();
+        let net = link.map(|link| Net {
+            link,
+            tree: Mutex::new(NetTree::new(config.owner, born.wall)),
+            handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(NET_FH_BASE),
+        });
         let inner = Arc::new(Inner {
-            table: Table::new(config.defaults, config.owner, now()),
+            table: Table::new(config.defaults, config.owner, born),
             config,
             watchdog: Watchdog::default(),
             shutting_down: AtomicBool::new(false),
+            net,
         });
         watchdog::start(Arc::clone(&inner))?;
         Ok((MailslotFs(Arc::clone(&inner)), Control(inner)))
@@ -113,6 +152,12 @@ impl Control {
         }
         self.0.watchdog.stop();
     }
+
+    /// Writes a message that came from the network into the local slot
+    /// its path names, exactly as a local client's write would.
+    pub fn deliver(&self, delivery: &Delivery) -> Result<(), SlotError> {
+        self.0.deliver(delivery)
+    }
 }
 
 fn now() -> Now {
@@ -123,6 +168,53 @@ fn now() -> Now {
 }
 
 impl Inner {
+    fn deliver(&self, delivery: &Delivery) -> Result<(), SlotError> {
+        let slot = self.table.slot_at(&delivery.path)?;
+        let wakeups = slot
+            .lock()
+            .write(&delivery.data, now(), |parked| signals::pending(parked.tid))?;
+        self.wake(wakeups);
+        Ok(())
+    }
+
+    /// The `.net` tree, when `ino` is in it.
+    fn net_at(&self, ino: Ino) -> Option<&Net> {
+        self.net.as_ref().filter(|_| is_net(ino))
+    }
+
+    /// The `.net` tree, when `fh` is one of its endpoint handles.
+    fn net_handle(&self, fh: Fh) -> Option<&Net> {
+        self.net.as_ref().filter(|_| fh >= NET_FH_BASE)
+    }
+
+    /// Whether `name` in `parent` is the `.net` directory itself.
+    fn is_net_dir(&self, parent: Ino, name: &[u8]) -> bool {
+        self.net.is_some() && parent == ROOT && name.eq_ignore_ascii_case(NET_DIR.as_bytes())
+    }
+
+    /// Sends one write on a `.net` endpoint; a write to our own name or
+    /// domain is also delivered here, before the write returns.
+    fn net_write(&self, net: &Net, fh: Fh, data: &[u8]) -> Result<(), fuser::Errno> {
+        let ino = net.handles.lock().get(&fh).copied().ok_or(Errno::EBADF)?;
+        let (target, path) = net.tree.lock().destination(ino).map_err(errno::errno)?;
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        let local = net.link.send(&target, &path, data).map_err(|e| {
+            debug!("network write to {}: {e}", target.key());
+            errno::send_errno(e)
+        })?;
+        if let Some(delivery) = local {
+            net.link.bridge().record_delivery(self.deliver(&delivery));
+        }
+        Ok(())
+    }
+
+    /// A new handle on endpoint `ino`.
+    fn net_open(&self, net: &Net, ino: Ino) -> Fh {
+        let fh = net.next_fh.fetch_add(1, Ordering::Relaxed);
+        net.handles.lock().insert(fh, ino);
+        fh
+    }
+
     /// Answers readers and notifies pollers that an operation made ready.
     /// Called with no lock held.
     fn wake(&self, wakeups: Wakeups<Fuse>) {
@@ -163,16 +255,37 @@ impl Inner {
         }
     }
 
+    /// Runs `op` once slot `ino`'s release arrives, or after a grace
+    /// period if it does not (the server handle is open elsewhere too).
+    /// Used for what a thread does right after closing a descriptor of a
+    /// server handle: FUSE sends the release asynchronously, and that
+    /// thread must see its own close.
+    fn after_release(&self, ino: Ino, op: impl FnOnce(&Inner) + Send + 'static) {
+        self.watchdog.defer(ino, RELEASE_GRACE, move |inner| {
+            inner.table.forget_closing(ino);
+            op(inner)
+        });
+    }
+
     fn lookup(&self, tid: u32, parent: Ino, name: &[u8], reply: ReplyEntry, may_wait: bool) {
         if may_wait && let Some(closing) = self.table.closing_by(parent, name, tid) {
             let name = name.to_vec();
-            self.watchdog.defer(closing, RELEASE_GRACE, move |inner| {
-                inner.table.forget_closing(closing);
+            self.after_release(closing, move |inner| {
                 inner.lookup(tid, parent, &name, reply, false)
             });
             return;
         }
-        match self.table.lookup(parent, name) {
+        let found = if self.is_net_dir(parent, name) {
+            self.net_at(NET_ROOT)
+                .map_or(Err(SlotError::NotFound), |net| {
+                    net.tree.lock().attr(NET_ROOT)
+                })
+        } else if let Some(net) = self.net_at(parent) {
+            net.tree.lock().lookup(parent, name)
+        } else {
+            self.table.lookup(parent, name)
+        };
+        match found {
             Ok(attr) => reply.entry(&NO_CACHE, &self.attr(&attr), Generation(0)),
             Err(e) => reply.error(refuse("lookup", tid, e)),
         }
@@ -191,14 +304,30 @@ impl Inner {
     ) {
         if may_wait && let Some(closing) = self.table.closing_by(parent, name, tid) {
             let name = name.to_vec();
-            self.watchdog.defer(closing, RELEASE_GRACE, move |inner| {
-                inner.table.forget_closing(closing);
+            self.after_release(closing, move |inner| {
                 inner.create(tid, parent, &name, flags, by, reply, false)
             });
             return;
         }
         let wants_read = flags & libc::O_ACCMODE != libc::O_WRONLY;
         let exclusive = flags & libc::O_EXCL != 0;
+        if let Some(net) = self.net_at(parent) {
+            // Only the network reads what is written here.
+            let created = match wants_read {
+                true => Err(SlotError::ReadDenied),
+                false => net.tree.lock().create(parent, name, exclusive),
+            };
+            return match created {
+                Ok(attr) => reply.created(
+                    &NO_CACHE,
+                    &self.attr(&attr),
+                    Generation(0),
+                    FileHandle(self.net_open(net, attr.ino)),
+                    open_flags(),
+                ),
+                Err(e) => reply.error(refuse("create", tid, e)),
+            };
+        }
         match self
             .table
             .create(parent, name, wants_read, exclusive, by, now())
@@ -229,11 +358,9 @@ impl Inner {
         if may_wait && slot.closing_by(tid) {
             drop(slot);
             let data = data.to_vec();
-            self.watchdog
-                .defer(handle.ino, RELEASE_GRACE, move |inner| {
-                    inner.table.forget_closing(handle.ino);
-                    inner.write(tid, fh, &data, reply, false)
-                });
+            self.after_release(handle.ino, move |inner| {
+                inner.write(tid, fh, &data, reply, false)
+            });
             return;
         }
         let result = if handle.batch {
@@ -250,6 +377,49 @@ impl Inner {
             }
             Err(e) => reply.error(refuse("write", tid, e)),
         }
+    }
+}
+
+impl Inner {
+    /// Readiness of one handle for poll/select/epoll.
+    fn poll(
+        &self,
+        tid: u32,
+        fh: u64,
+        notify: Option<PollNotifier>,
+        reply: ReplyPoll,
+        may_wait: bool,
+    ) {
+        if self.net_handle(fh).is_some() {
+            // The network always takes a datagram (or fails the write).
+            return reply.poll(PollEvents::POLLOUT | PollEvents::POLLWRNORM);
+        }
+        let Some(handle) = self.table.handle(fh) else {
+            return reply.error(refuse("poll", tid, SlotError::ServerGone));
+        };
+        let mut slot = handle.slot.lock();
+        if may_wait && slot.closing_by(tid) {
+            drop(slot);
+            return self.after_release(handle.ino, move |inner| {
+                inner.poll(tid, fh, notify, reply, false)
+            });
+        }
+        let ready = slot.poll(notify);
+        drop(slot);
+        let mut events = PollEvents::empty();
+        match handle.role {
+            Role::Server if ready.readable || ready.hung_up => {
+                events |= PollEvents::POLLIN | PollEvents::POLLRDNORM
+            }
+            Role::Client if ready.writable => {
+                events |= PollEvents::POLLOUT | PollEvents::POLLWRNORM
+            }
+            _ => {}
+        }
+        if ready.hung_up {
+            events |= PollEvents::POLLHUP | PollEvents::POLLERR;
+        }
+        reply.poll(events);
     }
 }
 
@@ -318,7 +488,11 @@ impl fuser::Filesystem for MailslotFs {
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.0.table.attr(ino.0) {
+        let attr = match self.0.net_at(ino.0) {
+            Some(net) => net.tree.lock().attr(ino.0),
+            None => self.0.table.attr(ino.0),
+        };
+        match attr {
             Ok(attr) => reply.attr(&NO_CACHE, &self.0.attr(&attr)),
             Err(e) => reply.error(refuse("getattr", req.pid(), e)),
         }
@@ -343,7 +517,15 @@ impl fuser::Filesystem for MailslotFs {
         reply: ReplyAttr,
     ) {
         let perm = mode.map(|m| (m & 0o7777) as u16);
-        match self.0.table.setattr(ino.0, perm, (uid, gid), size, now()) {
+        let result = match self.0.net_at(ino.0) {
+            // Only the truncation `echo >` asks for, which changes nothing.
+            Some(net) if (perm, uid, gid) == (None, None, None) && size.is_none_or(|s| s == 0) => {
+                net.tree.lock().attr(ino.0)
+            }
+            Some(_) => Err(SlotError::NotPermitted),
+            None => self.0.table.setattr(ino.0, perm, (uid, gid), size, now()),
+        };
+        match result {
             Ok(attr) => reply.attr(&NO_CACHE, &self.0.attr(&attr)),
             Err(e) => reply.error(refuse("setattr", req.pid(), e)),
         }
@@ -372,15 +554,21 @@ impl fuser::Filesystem for MailslotFs {
         reply: ReplyEntry,
     ) {
         let by = creator(req, mode, umask);
-        match self.0.table.mkdir(parent.0, name.as_bytes(), by, now()) {
+        let made = match self.0.net_at(parent.0) {
+            Some(net) => net.tree.lock().mkdir(parent.0, name.as_bytes()),
+            None => self.0.table.mkdir(parent.0, name.as_bytes(), by, now()),
+        };
+        match made {
             Ok(attr) => reply.entry(&NO_CACHE, &self.0.attr(&attr), Generation(0)),
             Err(e) => reply.error(refuse("mkdir", req.pid(), e)),
         }
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        // A slot lives exactly as long as its server: it cannot be unlinked.
+        // A slot lives exactly as long as its server: it cannot be unlinked,
+        // and nothing under `.net` is a file to remove.
         let error = match self.0.table.lookup(parent.0, name.as_bytes()) {
+            _ if self.0.net_at(parent.0).is_some() => SlotError::NotPermitted,
             Ok(attr) if attr.kind == Kind::Directory => SlotError::IsADirectory,
             Ok(_) => SlotError::NotPermitted,
             Err(e) => e,
@@ -389,7 +577,14 @@ impl fuser::Filesystem for MailslotFs {
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.0.table.rmdir(parent.0, name.as_bytes(), now()) {
+        let removed = if self.0.is_net_dir(parent.0, name.as_bytes()) {
+            Err(SlotError::NotPermitted)
+        } else if let Some(net) = self.0.net_at(parent.0) {
+            net.tree.lock().rmdir(parent.0, name.as_bytes())
+        } else {
+            self.0.table.rmdir(parent.0, name.as_bytes(), now())
+        };
+        match removed {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(refuse("rmdir", req.pid(), e)),
         }
@@ -432,6 +627,18 @@ impl fuser::Filesystem for MailslotFs {
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let wants_read = flags.acc_mode() != OpenAccMode::O_WRONLY;
+        if let Some(net) = self.0.net_at(ino.0) {
+            let opened = match net.tree.lock().attr(ino.0) {
+                Ok(attr) if attr.kind == Kind::Directory => Err(SlotError::IsADirectory),
+                Ok(_) if wants_read => Err(SlotError::ReadDenied),
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            };
+            return match opened {
+                Ok(()) => reply.opened(FileHandle(self.0.net_open(net, ino.0)), open_flags()),
+                Err(e) => reply.error(refuse("open", req.pid(), e)),
+            };
+        }
         match self.0.table.open(ino.0, wants_read) {
             Ok((fh, _role)) => reply.opened(FileHandle(fh), open_flags()),
             Err(e) => reply.error(refuse("open", req.pid(), e)),
@@ -487,6 +694,12 @@ impl fuser::Filesystem for MailslotFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        if let Some(net) = self.0.net_handle(fh.0) {
+            return match self.0.net_write(net, fh.0, data) {
+                Ok(()) => reply.written(data.len() as u32),
+                Err(e) => reply.error(e),
+            };
+        }
         self.0.write(req.pid(), fh.0, data, reply, true);
     }
 
@@ -513,6 +726,10 @@ impl fuser::Filesystem for MailslotFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        if let Some(net) = self.0.net_handle(fh.0) {
+            net.handles.lock().remove(&fh.0);
+            return reply.ok();
+        }
         let (closed, wakeups) = self.0.table.release(fh.0, now());
         reply.ok();
         self.0.wake(wakeups);
@@ -534,7 +751,11 @@ impl fuser::Filesystem for MailslotFs {
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.0.table.attr(ino.0) {
+        let attr = match self.0.net_at(ino.0) {
+            Some(net) => net.tree.lock().attr(ino.0),
+            None => self.0.table.attr(ino.0),
+        };
+        match attr {
             Ok(attr) if attr.kind == Kind::Directory => {
                 reply.opened(FileHandle(0), FopenFlags::empty())
             }
@@ -551,7 +772,16 @@ impl fuser::Filesystem for MailslotFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let entries = match self.0.table.readdir(ino.0) {
+        let listed = match self.0.net_at(ino.0) {
+            Some(net) => net.tree.lock().readdir(ino.0),
+            None => self.0.table.readdir(ino.0).map(|mut entries| {
+                if ino.0 == ROOT && self.0.net.is_some() {
+                    entries.push((NET_ROOT, Kind::Directory, NET_DIR.to_owned()));
+                }
+                entries
+            }),
+        };
+        let entries = match listed {
             Ok(entries) => entries,
             Err(e) => return reply.error(refuse("readdir", req.pid(), e)),
         };
@@ -582,6 +812,9 @@ impl fuser::Filesystem for MailslotFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        if self.0.net_at(ino.0).is_some() {
+            return reply.error(refuse("setxattr", req.pid(), SlotError::NotPermitted));
+        }
         let Some(attr) = InfoAttr::from_name(name.as_bytes()) else {
             if log::log_enabled!(log::Level::Debug) {
                 debug!(
@@ -606,6 +839,19 @@ impl fuser::Filesystem for MailslotFs {
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if let Some(net) = self.0.net_at(ino.0) {
+            let wanted = name.as_bytes().strip_prefix(BRIDGE_XATTR_PREFIX.as_bytes());
+            let value = net
+                .link
+                .bridge()
+                .attributes()
+                .into_iter()
+                .find(|(attr, _)| ino.0 == NET_ROOT && Some(attr.as_bytes()) == wanted);
+            return match value {
+                Some((_, value)) => reply_xattr(reply, size, value.as_bytes()),
+                None => reply.error(errno::errno(SlotError::NoSuchAttribute)),
+            };
+        }
         let Some(attr) = InfoAttr::from_name(name.as_bytes()) else {
             // The kernel asks for security.* names itself on every write;
             // only a user.* question comes from a client.
@@ -623,6 +869,19 @@ impl fuser::Filesystem for MailslotFs {
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if let Some(net) = self.0.net_at(ino.0) {
+            let names: Vec<u8> = match ino.0 {
+                NET_ROOT => net
+                    .link
+                    .bridge()
+                    .attributes()
+                    .into_iter()
+                    .flat_map(|(name, _)| format!("{BRIDGE_XATTR_PREFIX}{name}\0").into_bytes())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            return reply_xattr(reply, size, &names);
+        }
         let names: Vec<u8> = match self.0.table.attr(ino.0) {
             Ok(attr) if attr.kind == Kind::Slot => InfoAttr::ALL
                 .iter()
@@ -696,26 +955,9 @@ impl fuser::Filesystem for MailslotFs {
         flags: PollFlags,
         reply: ReplyPoll,
     ) {
-        let Some(handle) = self.0.table.handle(fh.0) else {
-            return reply.error(refuse("poll", req.pid(), SlotError::ServerGone));
-        };
         let notify = flags
             .contains(PollFlags::FUSE_POLL_SCHEDULE_NOTIFY)
             .then_some(ph);
-        let ready = handle.slot.lock().poll(notify);
-        let mut events = PollEvents::empty();
-        match handle.role {
-            Role::Server if ready.readable || ready.hung_up => {
-                events |= PollEvents::POLLIN | PollEvents::POLLRDNORM
-            }
-            Role::Client if ready.writable => {
-                events |= PollEvents::POLLOUT | PollEvents::POLLWRNORM
-            }
-            _ => {}
-        }
-        if ready.hung_up {
-            events |= PollEvents::POLLHUP | PollEvents::POLLERR;
-        }
-        reply.poll(events);
+        self.0.poll(req.pid(), fh.0, notify, reply, true);
     }
 }

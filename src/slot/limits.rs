@@ -109,6 +109,8 @@ pub struct SlotInfo {
     pub read: u64,
     /// Messages refused for quota or discarded (empty network messages).
     pub dropped: u64,
+    /// Reads waiting for a message.
+    pub waiting_readers: u32,
 }
 
 /// One `user.mailslot.*` extended attribute.
@@ -125,12 +127,13 @@ pub enum InfoAttr {
     Received,
     Read,
     Dropped,
+    WaitingReaders,
 }
 
 impl InfoAttr {
     /// Every attribute, in the order `listxattr` reports them: the seven
     /// GetMailslotInfo figures, then the totals `mailslotfs status` shows.
-    pub const ALL: [InfoAttr; 11] = [
+    pub const ALL: [InfoAttr; 12] = [
         InfoAttr::MaxMessageSize,
         InfoAttr::ReadTimeoutMs,
         InfoAttr::NextSize,
@@ -142,6 +145,7 @@ impl InfoAttr {
         InfoAttr::Received,
         InfoAttr::Read,
         InfoAttr::Dropped,
+        InfoAttr::WaitingReaders,
     ];
 
     /// The full attribute name, e.g. `user.mailslot.next_size`.
@@ -158,6 +162,7 @@ impl InfoAttr {
             InfoAttr::Received => "user.mailslot.received",
             InfoAttr::Read => "user.mailslot.read",
             InfoAttr::Dropped => "user.mailslot.dropped",
+            InfoAttr::WaitingReaders => "user.mailslot.waiting_readers",
         }
     }
 
@@ -187,6 +192,7 @@ impl InfoAttr {
             InfoAttr::Received => info.received.to_string(),
             InfoAttr::Read => info.read.to_string(),
             InfoAttr::Dropped => info.dropped.to_string(),
+            InfoAttr::WaitingReaders => info.waiting_readers.to_string(),
         }
     }
 
@@ -218,7 +224,8 @@ impl InfoAttr {
             | InfoAttr::OwnerPid
             | InfoAttr::Received
             | InfoAttr::Read
-            | InfoAttr::Dropped => return Err(SlotError::NotPermitted),
+            | InfoAttr::Dropped
+            | InfoAttr::WaitingReaders => return Err(SlotError::NotPermitted),
         }
         Ok(())
     }
@@ -254,6 +261,7 @@ mod tests {
             received: 0,
             read: 0,
             dropped: 0,
+            waiting_readers: 0,
         };
         assert_eq!(InfoAttr::NextSize.format(&info), "-1");
         assert_eq!(InfoAttr::ReadTimeoutMs.format(&info), "-1");

@@ -426,6 +426,7 @@ impl<K: Parking> Slot<K> {
             received: self.received,
             read: self.read,
             dropped: self.dropped,
+            waiting_readers: self.readers.len() as u32,
         }
     }
 

@@ -456,6 +456,19 @@ impl<K: Parking> Table<K> {
         Ok(slot.set_limits(limits))
     }
 
+    /// The slot at `path` (components from the root, any case), for
+    /// messages that arrive by name rather than through a client handle.
+    pub fn slot_at<S: AsRef<str>>(&self, path: &[S]) -> Result<SlotRef<K>, SlotError> {
+        let ino = {
+            let tree = self.tree.read();
+            path.iter().try_fold(ROOT, |dir, name| {
+                tree.child(dir, name.as_ref().as_bytes())?
+                    .ok_or(SlotError::NotFound)
+            })?
+        };
+        self.slot(ino)
+    }
+
     fn slot(&self, ino: Ino) -> Result<SlotRef<K>, SlotError> {
         match &self
             .tree

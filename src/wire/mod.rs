@@ -42,6 +42,10 @@ pub const NETBIOS_DATAGRAM_PORT: u16 = 138;
 /// (Win32 "About Mailslots"); larger writes must fail, never fragment.
 pub const MAX_NETWORK_MESSAGE_LEN: usize = 424;
 
+/// Most bytes of mailslot name (with its NUL) plus data one remote write
+/// may carry ([MS-MAIL] §2.1): the SMB message stays within 512 bytes.
+pub const MAX_MAILSLOT_NAME_AND_DATA_LEN: usize = 443;
+
 /// Largest UDP payload Samba's nmbd accepts on port 138 (its receive
 /// buffer); a longer datagram is cut and dropped without a trace.
 pub const MAX_SAMBA_UDP_PAYLOAD_LEN: usize = 576;

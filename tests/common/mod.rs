@@ -302,14 +302,21 @@ impl Mount {
         env: &[(&str, &str)],
         opts: &[&str],
     ) -> Mount {
-        let stderr_path = dir.with_extension("stderr");
-        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let mut cmd = Command::new(BIN);
         cmd.arg("mount").arg(&dir).arg("--foreground").args(flags);
         cmd.envs(env.iter().copied());
         if !opts.is_empty() {
             cmd.arg("-o").arg(opts.join(","));
         }
+        Mount::spawn(dir, cmd)
+    }
+
+    /// Runs `cmd`, a foreground mount of `dir` (possibly behind a wrapper
+    /// such as `nsenter` that execs it, so its pid is the daemon's), and
+    /// waits until the mount shows in mountinfo.
+    pub fn spawn(dir: PathBuf, mut cmd: Command) -> Mount {
+        let stderr_path = dir.with_extension("stderr");
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,0 +1,719 @@
+//! Real bridged hosts: each `mailslotfs mount --bridge` runs in its own
+//! network namespace, all joined by a Linux bridge in one more namespace
+//! that this test creates (10.213.N.0/24, addresses that exist only
+//! there). Samba's nmbd is a real peer (docs: samba-peer.md) and tshark
+//! judges every datagram we emit. Nothing outside these namespaces is ever
+//! addressed; guards kill every process by PID and delete the namespaces,
+//! also when a test fails.
+//!
+//! The daemons enter their namespace with `nsenter --net` rather than `ip
+//! netns exec`, which would also give them a private mount namespace and
+//! hide the FUSE mount from the test.
+
+mod common;
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// How long nmbd may take to announce itself and to own `MSLDOM<1C>`
+/// (≈4 s measured; samba-peer.md §6), with room for a loaded machine.
+const NMBD_TIMEOUT: Duration = Duration::from_secs(60);
+/// A datagram crossing the private bridge.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+static LABS: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether root, FUSE and `tools` are here. Outside CI a missing piece
+/// skips the test with the reason; under CI (env CI set) it fails it.
+fn lab_ready(tools: &[&str]) -> bool {
+    if !fuse_ok() {
+        return false;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let missing: Vec<&str> = ["ip", "nsenter"]
+        .iter()
+        .chain(tools)
+        .copied()
+        .filter(|tool| !on_path(tool))
+        .collect();
+    let why = match (root, missing.is_empty()) {
+        (true, true) => return true,
+        (false, _) => "network namespaces need root".to_owned(),
+        (true, false) => format!(
+            "missing {} (scripts/deps.sh installs them)",
+            missing.join(", ")
+        ),
+    };
+    if std::env::var_os("CI").is_some() {
+        panic!("bridge namespace tests cannot run under CI: {why}");
+    }
+    eprintln!("SKIP: {why}");
+    false
+}
+
+fn on_path(tool: &str) -> bool {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(["/usr/sbin", "/sbin"])
+        .any(|dir| Path::new(dir).join(tool).is_file())
+}
+
+#[track_caller]
+fn ip(args: &[&str]) {
+    ok(&run(Command::new("ip").args(args), CMD_TIMEOUT));
+}
+
+/// Namespaces `<prefix>-sw` (the bridge) and `<prefix>-0`, `-1`, ... (the
+/// hosts, 10.213.N.1, .2, ... on eth0), deleted on drop.
+struct Lab {
+    prefix: String,
+    subnet: usize,
+    made: Vec<String>,
+}
+
+impl Lab {
+    fn new(hosts: usize) -> Lab {
+        let n = LABS.fetch_add(1, Ordering::SeqCst);
+        let mut lab = Lab {
+            prefix: format!("msltest-{}-{n}", std::process::id()),
+            subnet: n + 1,
+            made: Vec::new(),
+        };
+        let switch = lab.add_namespace("sw");
+        ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"]);
+        ip(&[
+            "-n",
+            &switch,
+            "link",
+            "set",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ]);
+        ip(&["-n", &switch, "link", "set", "br0", "up"]);
+        for host in 0..hosts {
+            let ns = lab.add_namespace(&host.to_string());
+            let port = format!("p{host}");
+            ip(&[
+                "-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port,
+            ]);
+            ip(&["-n", &ns, "link", "set", &port, "netns", &switch]);
+            ip(&["-n", &switch, "link", "set", &port, "master", "br0"]);
+            ip(&["-n", &switch, "link", "set", &port, "up"]);
+            let cidr = format!("{}/24", lab.addr(host));
+            let broadcast = format!("10.213.{}.255", lab.subnet);
+            ip(&[
+                "-n", &ns, "addr", "add", &cidr, "brd", &broadcast, "dev", "eth0",
+            ]);
+            ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+        }
+        lab
+    }
+
+    fn add_namespace(&mut self, suffix: &str) -> String {
+        let name = format!("{}-{suffix}", self.prefix);
+        ip(&["netns", "add", &name]);
+        self.made.push(name.clone());
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        name
+    }
+
+    fn ns(&self, host: usize) -> String {
+        format!("{}-{host}", self.prefix)
+    }
+
+    fn addr(&self, host: usize) -> String {
+        format!("10.213.{}.{}", self.subnet, host + 1)
+    }
+
+    /// `mailslotfs mount --bridge ARGS` inside host's namespace.
+    fn bridged(&self, host: usize, args: &[&str]) -> Mount {
+        let dir = temp_dir("net");
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.ns(host)))
+            .arg(BIN)
+            .arg("mount")
+            .arg(&dir)
+            .args(["--foreground", "--bridge", "-v"])
+            .args(args);
+        Mount::spawn(dir, cmd)
+    }
+
+    /// Starts `command` inside host's namespace (`ip netns exec` execs it,
+    /// so the PID is the command's), output to `log`.
+    fn start(&self, host: usize, command: &[&str], log: &Path) -> Process {
+        let out = File::create(log).expect("log file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(host)])
+            .args(command)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
+            .spawn()
+            .expect("spawn in namespace");
+        Process {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for name in self.made.iter().rev() {
+            let _ = try_run(
+                Command::new("ip").args(["netns", "del", name]),
+                None,
+                CMD_TIMEOUT,
+            );
+        }
+    }
+}
+
+/// A background process (nmbd, tshark), stopped by PID on drop.
+struct Process {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    #[track_caller]
+    fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        assert!(
+            wait_until(timeout, || self.log().contains(needle)),
+            "no {needle:?} in {} within {timeout:?}:\n{}",
+            self.log.display(),
+            self.log()
+        );
+    }
+
+    /// SIGTERM, then SIGKILL if it lingers; true if it stopped on SIGTERM.
+    fn stop(&mut self) -> bool {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return true;
+        }
+        kill(self.child.id() as i32, libc::SIGTERM);
+        let polite = wait_until(Duration::from_secs(10), || {
+            self.child.try_wait().ok().flatten().is_some()
+        });
+        if !polite {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        polite
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// A temporary directory, removed with everything in it on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        Scratch(temp_dir(tag))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// tshark on a host's eth0, writing what matches `filter` to a pcap.
+struct Capture {
+    process: Process,
+    pcap: PathBuf,
+    _dir: Scratch,
+}
+
+impl Capture {
+    fn start(lab: &Lab, host: usize, filter: &str) -> Capture {
+        let dir = Scratch::new("pcap");
+        let pcap = dir.0.join("capture.pcap");
+        let pcap_arg = pcap.to_string_lossy().into_owned();
+        let process = lab.start(
+            host,
+            &["tshark", "-i", "eth0", "-f", filter, "-w", &pcap_arg, "-q"],
+            &pcap.with_extension("log"),
+        );
+        process.wait_for_log("Capture started", CMD_TIMEOUT);
+        Capture {
+            process,
+            pcap,
+            _dir: dir,
+        }
+    }
+
+    /// Waits until the pcap holds `frames` frames (what stopping tshark
+    /// has not written yet is lost), stops the capture and dissects it:
+    /// one row per frame with `fields`, after checking that tshark found
+    /// nothing malformed and raised no warning or error.
+    fn dissect(mut self, frames: usize, fields: &[&str]) -> Vec<Vec<String>> {
+        let pcap = self.pcap.to_string_lossy().into_owned();
+        let read = |fields: &[&str]| {
+            let mut cmd = Command::new("tshark");
+            cmd.args(["-r", &pcap, "-T", "fields", "-E", "separator=\t"]);
+            for field in fields {
+                cmd.args(["-e", field]);
+            }
+            run(&mut cmd, CMD_TIMEOUT)
+        };
+        let written = || {
+            String::from_utf8_lossy(&read(&["frame.number"]).stdout)
+                .lines()
+                .count()
+        };
+        let complete = wait_until(DELIVERY_TIMEOUT, || written() >= frames);
+        assert!(self.process.stop(), "tshark did not stop on SIGTERM");
+        assert!(
+            complete,
+            "the capture holds {} of {frames} frames",
+            written()
+        );
+        let checked: Vec<&str> = ["_ws.malformed", "_ws.expert.severity"]
+            .iter()
+            .chain(fields)
+            .copied()
+            .collect();
+        let text = ok(&read(&checked));
+        text.lines()
+            .map(|line| {
+                let mut columns: Vec<String> = line.split('\t').map(str::to_owned).collect();
+                let checks: Vec<String> = columns.drain(..2).collect();
+                assert!(
+                    checks.iter().all(String::is_empty),
+                    "tshark flagged a frame (malformed, expert severity): {checks:?} in {line}"
+                );
+                columns
+            })
+            .collect()
+    }
+}
+
+/// The mailslot data of a frame as tshark prints it.
+fn hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn no_message_waiting(fd: &OwnedFd) -> bool {
+    poll1(fd.as_raw_fd(), libc::POLLIN, 0) == 0
+}
+
+fn bridge_attr(m: &Mount, name: &str) -> String {
+    getxattr(&m.path(".net"), &format!("user.mailslot.bridge.{name}")).expect("bridge xattr")
+}
+
+/// Four bridged hosts: ALPHA, BETA, GAMMA in DOM1, DELTA in DOM2. ALPHA
+/// writes through `.net` in every form; each host gets exactly what it
+/// should, once; tshark finds every datagram ALPHA sent well-formed.
+#[test]
+fn bridged_hosts_exchange_mailslot_datagrams() {
+    if !lab_ready(&["tshark"]) {
+        return;
+    }
+    let lab = Lab::new(4);
+    let peers: Vec<String> = ["BETA", "GAMMA", "DELTA"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| format!("--peer={name}={}", lab.addr(i + 1)))
+        .collect();
+    let mut alpha_args = vec!["--netbios-name=alpha", "--domain=dom1"];
+    alpha_args.extend(peers.iter().map(String::as_str));
+    let hosts = [
+        lab.bridged(0, &alpha_args),
+        lab.bridged(1, &["--netbios-name=BETA", "--domain=DOM1"]),
+        lab.bridged(2, &["-o", "bridge,netbios_name=GAMMA,domain=DOM1"]),
+        lab.bridged(3, &["--netbios-name=DELTA", "--domain=DOM2"]),
+    ];
+    let chats: Vec<OwnedFd> = hosts.iter().map(|m| create_slot(&m.path("chat"))).collect();
+    std::fs::create_dir(hosts[1].path("App")).unwrap();
+    let inbox = create_slot(&hosts[1].path("App/Inbox"));
+    let capture = Capture::start(
+        &lab,
+        0,
+        &format!("udp port 138 and src host {}", lab.addr(0)),
+    );
+
+    let alpha = &hosts[0];
+    sh_ok(
+        alpha,
+        r#"
+        set -e
+        cd /
+        echo -n unicast > $D/.net/beta/chat
+        echo -n everyone > $D/.net/*/chat
+        [ "$(echo $D/.net/*/chat)" = "$D/.net/*/chat" ]
+        mkdir -p $D/.net/BETA/app
+        echo -n nested > $D/.net/BETA/APP/INBOX
+        echo -n dc > $D/.net/DOM1#1c/chat
+        echo -n far > $D/.net/DELTA/chat
+        "#,
+    );
+    py_ok(
+        alpha,
+        r#"
+        fd = os.open(P(".net/GAMMA/chat"), os.O_WRONLY | os.O_CREAT)
+        assert os.write(fd, b"x" * 424) == 424
+        assert err(os.write, fd, b"x" * 425) == errno.EMSGSIZE
+        os.close(fd)
+        assert err(os.open, P(".net/BETA/chat"), os.O_RDWR | os.O_CREAT) == errno.EACCES
+        assert err(os.open, P(".net/BETA/chat"), os.O_RDONLY) == errno.EACCES
+        assert err(os.mkdir, P(".net/NEW")) == errno.EEXIST
+        assert err(os.rmdir, P(".net")) == errno.EPERM
+        assert sorted(os.listdir(P(".net"))) == ["*"]
+        "#,
+    );
+    // One more message to each host, after everything else: a duplicate
+    // would arrive before it. ALPHA's own is delivered without the network.
+    for name in ["ALPHA", "BETA", "GAMMA", "DELTA"] {
+        sh_ok(alpha, &format!("echo -n end > $D/.net/{name}/chat"));
+    }
+
+    let expected: [&[&[u8]]; 4] = [
+        &[b"everyone", b"dc", b"end"],
+        &[b"unicast", b"everyone", b"dc", b"end"],
+        &[b"everyone", b"dc", &[b'x'; 424], b"end"],
+        &[b"far", b"end"],
+    ];
+    for (host, (fd, messages)) in chats.iter().zip(expected).enumerate() {
+        for message in messages {
+            let got = recv(fd, DELIVERY_TIMEOUT);
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(message),
+                "host {host}"
+            );
+        }
+        assert!(no_message_waiting(fd), "host {host}: an extra message");
+    }
+    assert_eq!(recv(&inbox, DELIVERY_TIMEOUT), b"nested");
+    assert_eq!(bridge_attr(alpha, "sent"), "9");
+    assert_eq!(bridge_attr(alpha, "netbios_name"), "ALPHA");
+    assert_eq!(bridge_attr(&hosts[1], "delivered"), "5");
+    assert_eq!(bridge_attr(&hosts[3], "dropped_not_for_us"), "2");
+
+    let frames = capture.dissect(
+        9,
+        &[
+            "nbdgm.type",
+            "nbdgm.src.ip",
+            "nbdgm.src.port",
+            "nbdgm.source_name",
+            "nbdgm.destination_name",
+            "smb.trans_name",
+            "mailslot.opcode",
+            "mailslot.class",
+            "data.data",
+        ],
+    );
+    let unique = "16";
+    let group = "17";
+    let sent: [(&str, &str, &str, Vec<u8>); 9] = [
+        (unique, "BETA<00>", r"\MAILSLOT\chat", b"unicast".to_vec()),
+        (group, "DOM1<00>", r"\MAILSLOT\chat", b"everyone".to_vec()),
+        (
+            unique,
+            "BETA<00>",
+            r"\MAILSLOT\app\INBOX",
+            b"nested".to_vec(),
+        ),
+        (group, "DOM1<1c>", r"\MAILSLOT\chat", b"dc".to_vec()),
+        (unique, "DELTA<00>", r"\MAILSLOT\chat", b"far".to_vec()),
+        (unique, "GAMMA<00>", r"\MAILSLOT\chat", vec![b'x'; 424]),
+        (unique, "BETA<00>", r"\MAILSLOT\chat", b"end".to_vec()),
+        (unique, "GAMMA<00>", r"\MAILSLOT\chat", b"end".to_vec()),
+        (unique, "DELTA<00>", r"\MAILSLOT\chat", b"end".to_vec()),
+    ];
+    assert_eq!(frames.len(), sent.len(), "frames: {frames:#?}");
+    for (frame, (msg_type, to, slot, data)) in frames.iter().zip(sent) {
+        let want = [
+            msg_type,
+            &lab.addr(0),
+            "138",
+            "ALPHA<00>",
+            to,
+            slot,
+            "1",
+            "2",
+            &hex(&data),
+        ];
+        assert_eq!(frame, &want, "frame to {to} {slot}");
+    }
+}
+
+/// A domain carried on a multicast group: a `*` write reaches the other
+/// member through the group, and the writer's own slot once.
+#[test]
+fn domains_can_travel_on_a_multicast_group() {
+    if !lab_ready(&[]) {
+        return;
+    }
+    let lab = Lab::new(2);
+    let group = "--multicast=239.213.0.1";
+    let hosts = [
+        lab.bridged(0, &["--netbios-name=ONE", "--domain=MDOM", group]),
+        lab.bridged(1, &["--netbios-name=TWO", "--domain=MDOM", group]),
+    ];
+    let chats: Vec<OwnedFd> = hosts.iter().map(|m| create_slot(&m.path("chat"))).collect();
+    sh_ok(&hosts[0], "echo -n grouped > $D/.net/*/chat");
+    for fd in &chats {
+        assert_eq!(recv(fd, DELIVERY_TIMEOUT), b"grouped");
+    }
+    assert_eq!(bridge_attr(&hosts[0], "group"), "239.213.0.1:138");
+    sh_ok(&hosts[0], "echo -n end > $D/.net/ONE/chat");
+    assert_eq!(
+        recv(&chats[0], DELIVERY_TIMEOUT),
+        b"end",
+        "a second copy came first"
+    );
+}
+
+/// What a user gets wrong is one line and a failed command, before
+/// anything is mounted (no namespace needed: nothing is sent).
+#[test]
+fn bridge_errors_are_one_line() {
+    let taken = std::net::UdpSocket::bind("0.0.0.0:0").expect("a free UDP port");
+    let port = taken.local_addr().unwrap().port().to_string();
+    let cases: [(&[&str], String); 4] = [
+        (
+            &["--bridge", "--peer", "SUE"],
+            "--peer SUE: expected NAME=ADDR".into(),
+        ),
+        (
+            &["-o", "domain=X"],
+            "domain: needs --bridge (or -o bridge)".into(),
+        ),
+        (
+            &["--bridge", "--bind", "192.0.2.77"],
+            "bridge: --bind 192.0.2.77: no interface has this address".into(),
+        ),
+        (
+            &[
+                "--bridge",
+                "--bind",
+                "127.0.0.1",
+                "--netbios-name",
+                "X",
+                "--port",
+                &port,
+            ],
+            format!("bridge: bind 0.0.0.0:{port}: address in use"),
+        ),
+    ];
+    let dir = Scratch::new("badflags");
+    for (args, why) in cases {
+        let out = run(
+            Command::new(BIN)
+                .arg("mount")
+                .arg(&dir.0)
+                .arg("--foreground")
+                .args(args),
+            CMD_TIMEOUT,
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("mailslotfs: {why}")),
+            "{args:?}: {stderr}"
+        );
+        assert!(!is_mounted(&dir.0));
+    }
+}
+
+/// The LOGON_PRIMARY_QUERY a workstation sends ([MS-ADTS] 6.3.1.1): who
+/// asks, and the mailslot the answer goes to.
+fn logon_primary_query(computer: &str, reply_slot: &str) -> Vec<u8> {
+    let mut query = 7u16.to_le_bytes().to_vec();
+    for text in [computer, reply_slot] {
+        query.extend(text.bytes().chain([0]));
+    }
+    if query.len() % 2 == 1 {
+        query.push(0);
+    }
+    query.extend(
+        computer
+            .encode_utf16()
+            .chain([0])
+            .flat_map(u16::to_le_bytes),
+    );
+    query.extend(1u32.to_le_bytes()); // NtVersion
+    query.extend([0xff; 4]); // LmNtToken, Lm20Token
+    query
+}
+
+/// nmbd as the domain's PDC in one namespace, a bridged host in another:
+/// nmbd's browse announcements arrive in the host's `browse` slot, and a
+/// NETLOGON query written to `.net/MSLDOM#1c/net/netlogon` is answered
+/// into the reply slot it names. tshark checks the queries we sent.
+#[test]
+fn nmbd_is_a_real_peer() {
+    if !lab_ready(&["tshark", "nmbd", "testparm"]) {
+        return;
+    }
+    let lab = Lab::new(2);
+    let host = lab.bridged(
+        1,
+        &[
+            "--netbios-name=CLIENTB",
+            "--domain=MSLDOM",
+            &format!("--peer=MSLPDC={}", lab.addr(0)),
+        ],
+    );
+    let browse = create_slot(&host.path("browse"));
+    std::fs::create_dir(host.path("net")).unwrap();
+    let reply = create_slot(&host.path("net/getdc573"));
+    std::fs::create_dir_all(host.path(".net/MSLDOM#1c/NET")).unwrap();
+    let capture = Capture::start(
+        &lab,
+        1,
+        &format!("udp port 138 and src host {}", lab.addr(1)),
+    );
+
+    let samba = Scratch::new("nmbd");
+    let conf = write_pdc_config(&samba.0, &lab.addr(0));
+    let conf_arg = conf.to_string_lossy().into_owned();
+    ok(&run(
+        Command::new("testparm").args(["-s", &conf_arg]),
+        CMD_TIMEOUT,
+    ));
+    let nmbd = lab.start(
+        0,
+        &[
+            "nmbd",
+            "-F",
+            "--no-process-group",
+            "--debug-stdout",
+            "-d",
+            "3",
+            "-s",
+            &conf_arg,
+        ],
+        &samba.0.join("nmbd.out"),
+    );
+
+    // nmbd announces itself (HostAnnouncement, opcode 1) as it starts.
+    let announcement = recv(&browse, NMBD_TIMEOUT);
+    assert!(
+        announcement.windows(6).any(|w| w == b"MSLPDC"),
+        "not nmbd's announcement: {announcement:02x?}\n{}",
+        nmbd.log()
+    );
+
+    // nmbd ignores queries until it owns MSLDOM<1C> (≈4 s): ask until it answers.
+    let query = logon_primary_query("CLIENTB", r"\MAILSLOT\NET\GETDC573");
+    let endpoint = host.path(".net/MSLDOM#1c/NET/NETLOGON");
+    let deadline = Instant::now() + NMBD_TIMEOUT;
+    let mut queries = 0;
+    let answer = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no NETLOGON reply:\n{}",
+            nmbd.log()
+        );
+        std::fs::write(&endpoint, &query).expect("write the query through the bridge");
+        queries += 1;
+        if poll1(reply.as_raw_fd(), libc::POLLIN, 1000) & libc::POLLIN != 0 {
+            break read(reply.as_raw_fd(), 1 << 16).expect("read the reply");
+        }
+    };
+    // LOGON_PRIMARY_RESPONSE (12), naming the PDC.
+    assert_eq!(answer[..2], 12u16.to_le_bytes(), "reply {answer:02x?}");
+    assert!(
+        answer.windows(7).any(|w| w == b"MSLPDC\0"),
+        "reply {answer:02x?}"
+    );
+    drop(nmbd);
+
+    let frames = capture.dissect(
+        queries,
+        &[
+            "nbdgm.type",
+            "nbdgm.source_name",
+            "nbdgm.destination_name",
+            "smb.trans_name",
+            "mailslot.opcode",
+            "smb_netlogon.command",
+            "smb_netlogon.mailslot_name",
+        ],
+    );
+    assert_eq!(frames.len(), queries, "frames: {frames:#?}");
+    for frame in frames {
+        let want = [
+            "17",
+            "CLIENTB<00>",
+            "MSLDOM<1c>",
+            r"\MAILSLOT\NET\NETLOGON",
+            "1",
+            "0x07",
+            r"\MAILSLOT\NET\GETDC573",
+        ];
+        assert_eq!(frame, want);
+    }
+}
+
+/// The PDC configuration of samba-peer.md §4, every path in `dir`.
+fn write_pdc_config(dir: &Path, address: &str) -> PathBuf {
+    let d = dir.display();
+    let conf = format!(
+        "[global]
+    workgroup = MSLDOM
+    netbios name = MSLPDC
+    server string = mailslot interop pdc
+    interfaces = {address}/24
+    bind interfaces only = yes
+    disable netbios = no
+    dns proxy = no
+    wins support = no
+    security = user
+    lock directory = {d}/lock
+    state directory = {d}/state
+    cache directory = {d}/cache
+    pid directory = {d}/run
+    private dir = {d}/private
+    ncalrpc dir = {d}/ncalrpc
+    nmbd:socket dir = {d}/sock
+    log file = {d}/log/log.%m
+    max log size = 0
+    debug hires timestamp = yes
+    idmap config * : backend = tdb
+    idmap config * : range = 3000-7999
+    server role = classic primary domain controller
+    domain logons = yes
+    domain master = yes
+    local master = yes
+    preferred master = yes
+    os level = 65
+"
+    );
+    for sub in [
+        "lock", "state", "cache", "run", "private", "ncalrpc", "sock", "log",
+    ] {
+        std::fs::create_dir_all(dir.join(sub)).expect("samba dir");
+    }
+    let path = dir.join("smb.conf");
+    std::fs::write(&path, conf).expect("smb.conf");
+    path
+}
