@@ -182,8 +182,8 @@ const STATUS_COLUMNS: [(&str, InfoAttr); 8] = [
     ("DROPPED", InfoAttr::Dropped),
 ];
 
-/// `status`: every slot under a mount, as a table or as JSON. A bridge
-/// section (its own counters) will follow the slots in both forms.
+/// `status`: every slot under a mount, as a table or as JSON, then the
+/// network bridge's identity and counters when the mount has a bridge.
 pub fn status(args: &StatusArgs) -> Result<(), String> {
     let shown = args.dir.display().to_string();
     if !args.dir.is_dir() {
@@ -195,15 +195,43 @@ pub fn status(args: &StatusArgs) -> Result<(), String> {
     let mut slots = Vec::new();
     collect_slots(&args.dir, &args.dir, &mut slots)?;
     slots.sort_by(|a, b| a.path.cmp(&b.path));
+    let bridge = bridge_status(&args.dir);
     let text = if args.json {
-        status_json(&shown, &slots)
+        status_json(&shown, &slots, &bridge)
     } else {
-        status_table(&slots)
+        status_table(&slots) + &bridge_table(&bridge)
     };
     io::stdout()
         .lock()
         .write_all(text.as_bytes())
         .map_err(|e| format!("standard output: {e}"))
+}
+
+/// The bridge's `user.mailslot.bridge.*` attributes on `.net` (name without
+/// the prefix, value); empty when the mount has no bridge.
+fn bridge_status(root: &Path) -> Vec<(String, String)> {
+    const PREFIX: &str = "user.mailslot.bridge.";
+    let net = root.join(".net");
+    xattr_names(&net)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|name| {
+            let short = name.strip_prefix(PREFIX)?.to_owned();
+            Some((short, get_xattr_named(&net, &name).ok()?))
+        })
+        .collect()
+}
+
+fn bridge_table(bridge: &[(String, String)]) -> String {
+    if bridge.is_empty() {
+        return String::new();
+    }
+    let width = bridge.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    let lines: String = bridge
+        .iter()
+        .map(|(name, value)| format!("  {name:<width$}  {value}").trim_end().to_owned() + "\n")
+        .collect();
+    format!("\nbridge:\n{lines}")
 }
 
 /// Walks `dir` for slots. The bridge's `.net` tree holds remote names, not
@@ -286,7 +314,7 @@ fn status_table(slots: &[SlotStatus]) -> String {
 
 /// `{"mount": DIR, "slots": [{"path": ..., "<attribute>": N, ...}]}`, the
 /// attribute names being the `user.mailslot.*` ones without the prefix.
-fn status_json(dir: &str, slots: &[SlotStatus]) -> String {
+fn status_json(dir: &str, slots: &[SlotStatus], bridge: &[(String, String)]) -> String {
     let slots: Vec<String> = slots
         .iter()
         .map(|slot| {
@@ -298,8 +326,21 @@ fn status_json(dir: &str, slots: &[SlotStatus]) -> String {
             format!("{{\"path\":{}{figures}}}", json_string(&slot.path))
         })
         .collect();
+    let bridge = match bridge {
+        [] => String::new(),
+        fields => {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|(name, value)| match value.parse::<u64>() {
+                    Ok(n) => format!("{}:{n}", json_string(name)),
+                    Err(_) => format!("{}:{}", json_string(name), json_string(value)),
+                })
+                .collect();
+            format!(",\"bridge\":{{{}}}", fields.join(","))
+        }
+    };
     format!(
-        "{{\"mount\":{},\"slots\":[{}]}}\n",
+        "{{\"mount\":{},\"slots\":[{}]{bridge}}}\n",
         json_string(dir),
         slots.join(",")
     )
@@ -328,9 +369,13 @@ fn c_path(path: &Path) -> io::Result<std::ffi::CString> {
 }
 
 fn get_xattr(path: &Path, attr: InfoAttr) -> io::Result<String> {
+    get_xattr_named(path, attr.name())
+}
+
+fn get_xattr_named(path: &Path, name: &str) -> io::Result<String> {
     let path = c_path(path)?;
-    let name = std::ffi::CString::new(attr.name()).map_err(|_| io::ErrorKind::InvalidInput)?;
-    let mut buf = [0u8; 64];
+    let name = std::ffi::CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let mut buf = [0u8; 4096];
     // SAFETY: both strings are NUL-terminated and `buf` is writable for its length.
     let n = unsafe {
         libc::getxattr(
@@ -344,6 +389,22 @@ fn get_xattr(path: &Path, attr: InfoAttr) -> io::Result<String> {
         return Err(io::Error::last_os_error());
     }
     Ok(String::from_utf8_lossy(&buf[..n as usize]).into_owned())
+}
+
+/// The extended attribute names of `path`.
+fn xattr_names(path: &Path) -> io::Result<Vec<String>> {
+    let path = c_path(path)?;
+    let mut buf = [0u8; 4096];
+    // SAFETY: the path is NUL-terminated and `buf` is writable for its length.
+    let n = unsafe { libc::listxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(buf[..n as usize]
+        .split(|&b| b == 0)
+        .filter(|name| !name.is_empty())
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+        .collect())
 }
 
 fn set_xattr(path: &Path, attr: InfoAttr, value: &str) -> io::Result<()> {

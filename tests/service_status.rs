@@ -95,3 +95,55 @@ fn status_of_something_else_is_a_one_line_error() {
         assert_eq!(err, format!("mailslotfs: {dir}: {why}\n"));
     }
 }
+
+#[test]
+fn status_shows_the_bridge_when_it_runs() {
+    // A bridge on loopback only: the one datagram goes to 127.255.255.255.
+    if !fuse_ok() {
+        return;
+    }
+    let port = (20_000 + std::process::id() % 20_000).to_string();
+    let flags = [
+        "--bridge",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        port.as_str(),
+        "--netbios-name",
+        "statushost",
+    ];
+    let m = Mount::foreground_with(temp_dir("bridge-status"), &flags, &[], &[]);
+    let dir = m.dir.to_str().unwrap();
+    let inbox = create_slot(&m.path("chat"));
+    let everyone = open(
+        &m.path(".net/*/chat"),
+        libc::O_WRONLY | libc::O_CREAT,
+        0o644,
+    )
+    .expect("open .net/*/chat");
+    send(&everyone, b"to the domain");
+    assert_eq!(recv(&inbox, Duration::from_secs(5)), b"to the domain");
+
+    let table = ok(&status(&["status", dir]));
+    let bridge: Vec<Vec<&str>> = table
+        .split_once("\nbridge:\n")
+        .expect("a bridge section")
+        .1
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        bridge.contains(&vec!["netbios_name", "STATUSHOST"]),
+        "{table}"
+    );
+    assert!(bridge.contains(&vec!["sent", "1"]), "{table}");
+    let json = ok(&status(&["status", "--json", dir]));
+    assert!(
+        json.contains(r#""bridge":{"netbios_name":"STATUSHOST","#) && json.contains(r#""sent":1,"#),
+        "{json}"
+    );
+    // Without a bridge there is no bridge section.
+    let plain = mount!();
+    let table = ok(&status(&["status", plain.dir.to_str().unwrap()]));
+    assert!(!table.contains("bridge"), "{table}");
+}
