@@ -342,9 +342,7 @@ impl Inner {
             Err(e) => reply.error(refuse("create", tid, e)),
         }
     }
-}
 
-impl Inner {
     /// A client's write: one message, or many in batch mode.
     fn write(&self, tid: u32, fh: u64, data: &[u8], reply: ReplyWrite, may_wait: bool) {
         let Some(handle) = self.table.handle(fh) else {
@@ -378,9 +376,7 @@ impl Inner {
             Err(e) => reply.error(refuse("write", tid, e)),
         }
     }
-}
 
-impl Inner {
     /// Readiness of one handle for poll/select/epoll.
     fn poll(
         &self,
