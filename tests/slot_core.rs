@@ -290,68 +290,27 @@ fn forever_timeout_parks_and_never_expires_by_time() {
 }
 
 #[test]
-fn park_cap_shorter_than_timeout_answers_interrupted_at_the_cap() {
-    let clock = Clock::new();
-    let l = limits(|l| l.read_timeout = ReadTimeout::After(ms(1000)));
-    let mut slot = slot_with(l, false, &clock);
-    assert!(is_parked(&slot.read(
-        3,
-        10,
-        false,
-        clock.now(),
-        Some(ms(100))
-    )));
-    assert!(slot.expire(clock.after(ms(99)), calm).readers.is_empty());
-    let w = slot.expire(clock.after(ms(100)), calm);
-    assert_eq!(woken(&w), vec![(3, Err(SlotError::Interrupted))]);
-}
-
-#[test]
-fn park_cap_longer_than_timeout_still_times_out() {
-    let clock = Clock::new();
-    let l = limits(|l| l.read_timeout = ReadTimeout::After(ms(100)));
-    let mut slot = slot_with(l, false, &clock);
-    assert!(is_parked(&slot.read(
-        3,
-        10,
-        false,
-        clock.now(),
-        Some(ms(1000))
-    )));
-    let w = slot.expire(clock.after(ms(100)), calm);
-    assert_eq!(woken(&w), vec![(3, Err(SlotError::TimedOut))]);
-}
-
-#[test]
-fn park_cap_equal_to_the_timeout_times_out() {
-    let clock = Clock::new();
-    let l = limits(|l| l.read_timeout = ReadTimeout::After(ms(100)));
-    let mut slot = slot_with(l, false, &clock);
-    assert!(is_parked(&slot.read(
-        3,
-        10,
-        false,
-        clock.now(),
-        Some(ms(100))
-    )));
-    let w = slot.expire(clock.after(ms(100)), calm);
-    assert_eq!(woken(&w), vec![(3, Err(SlotError::TimedOut))]);
-}
-
-#[test]
-fn park_cap_bounds_a_forever_wait() {
-    let clock = Clock::new();
-    let mut slot = default_slot(&clock);
-    assert!(is_parked(&slot.read(
-        3,
-        10,
-        false,
-        clock.now(),
-        Some(ms(100))
-    )));
-    assert!(slot.expire(clock.after(ms(99)), calm).readers.is_empty());
-    let w = slot.expire(clock.after(ms(100)), calm);
-    assert_eq!(woken(&w), vec![(3, Err(SlotError::Interrupted))]);
+fn park_cap_bounds_a_wait_but_never_beats_the_slots_own_timeout() {
+    // (slot timeout, kernel cap, when the reader is answered, with what)
+    let cases = [
+        (Some(1000), 100, 100, SlotError::Interrupted),
+        (Some(100), 1000, 100, SlotError::TimedOut),
+        (Some(100), 100, 100, SlotError::TimedOut),
+        (None, 100, 100, SlotError::Interrupted),
+    ];
+    for (timeout, cap, due, error) in cases {
+        let clock = Clock::new();
+        let l = limits(|l| {
+            l.read_timeout = timeout.map_or(ReadTimeout::Forever, |t| ReadTimeout::After(ms(t)))
+        });
+        let mut slot = slot_with(l, false, &clock);
+        let parked = slot.read(3, 10, false, clock.now(), Some(ms(cap)));
+        assert!(is_parked(&parked), "{timeout:?} {cap}");
+        let early = slot.expire(clock.after(ms(due - 1)), calm);
+        assert!(early.readers.is_empty(), "{timeout:?} {cap}: early");
+        let w = slot.expire(clock.after(ms(due)), calm);
+        assert_eq!(woken(&w), vec![(3, Err(error))], "{timeout:?} {cap}");
+    }
 }
 
 #[test]
