@@ -158,6 +158,12 @@ fn bad_options_are_one_line_errors() {
         ("quota_messages=x", "quota_messages"),
         ("quota_bytes=lots", "quota_bytes"),
         ("keep_empty=1", "keep_empty"),
+        ("max_memory=1K", "max_memory"),
+        ("max_memory=much", "max_memory"),
+        (
+            "user=no-such-user-here",
+            "--user no-such-user-here: no such user",
+        ),
     ] {
         for extra in [&["-o", opt][..], &["--foreground", "-o", opt][..]] {
             let out = mount_cmd(&dir, extra);
