@@ -22,7 +22,7 @@ pub struct Identity {
 pub fn lookup(name: &str) -> Result<Identity, String> {
     let unknown = || format!("--user {name}: no such user");
     let c_name = CString::new(name).map_err(|_| unknown())?;
-    let mut entry: libc::passwd = unsafe_zeroed_passwd();
+    let mut entry = zeroed_passwd();
     let mut buffer = vec![0 as libc::c_char; 16 * 1024];
     let mut found: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: every pointer is valid for the call; the buffer's length is
@@ -52,7 +52,7 @@ pub fn lookup(name: &str) -> Result<Identity, String> {
     })
 }
 
-fn unsafe_zeroed_passwd() -> libc::passwd {
+fn zeroed_passwd() -> libc::passwd {
     // SAFETY: passwd is plain data (integers and pointers); all-zero is a
     // valid value that getpwnam_r overwrites.
     unsafe { std::mem::zeroed() }
@@ -119,6 +119,7 @@ fn start_unmount_helper(dir: &Path) -> io::Result<UnmountHelper> {
     // async-signal-safe system calls on data prepared before the fork.
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
+        // SAFETY: this is the forked child, which is what the helper needs.
         0 => unsafe { unmount_when_closed(reader.as_raw_fd(), &path) },
         pid => Ok(UnmountHelper { pid, pipe: writer }),
     }
