@@ -10,6 +10,7 @@ use crate::bridge::net::Link;
 use crate::cli::{Command, MountArgs, parse_mount_options};
 use crate::fs::session::{self, Mounted};
 use crate::fs::{Control, FsConfig, MailslotFs};
+use crate::privileges::{self, UnmountHelper};
 use crate::{daemon, logger, mountinfo, notify, tools};
 
 /// Runs one command.
@@ -34,8 +35,15 @@ fn mount(args: MountArgs) -> Result<(), String> {
     if !Path::new("/dev/fuse").exists() {
         return Err("/dev/fuse: no FUSE device (load the module: modprobe fuse)".to_owned());
     }
+    let user = match args.user.as_deref().or(options.user.as_deref()) {
+        Some(name) => Some(privileges::lookup(name)?),
+        None => None,
+    };
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
+        if let Some(user) = &user {
+            return Err(format!("--user {}: only root can change user", user.name));
+        }
         check_unprivileged_mount(options.allow_other)?;
     }
     if args.dry_run {
@@ -69,11 +77,15 @@ fn mount(args: MountArgs) -> Result<(), String> {
             if let Some(link) = &link {
                 start_bridge(link, &control)?;
             }
-            session::mount(fs, &dir, source, options.allow_other)
-                .map(|mounted| (mounted, control))
-                .map_err(|e| mount_error(&dir, &e, options.allow_other))
+            let mounted = session::mount(fs, &dir, source, options.allow_other)
+                .map_err(|e| mount_error(&dir, &e, options.allow_other))?;
+            let helper = match &user {
+                Some(user) => Some(privileges::become_user(user, &dir)?),
+                None => None,
+            };
+            Ok((mounted, control, helper))
         });
-    let (mounted, control) = match (started, report) {
+    let (mounted, control, helper) = match (started, report) {
         (Ok(started), Some(report)) => {
             report.ready();
             started
@@ -96,7 +108,7 @@ fn mount(args: MountArgs) -> Result<(), String> {
     }
     wait_for_stop(&signals, &mounted);
     let _ = notify::notify("STOPPING=1");
-    shut_down(control, mounted);
+    shut_down(control, mounted, helper);
     Ok(())
 }
 
@@ -234,8 +246,12 @@ fn wait_for_stop(signals: &libc::sigset_t, mounted: &Mounted) {
     }
 }
 
-/// Answers every waiting reader, then unmounts.
-fn shut_down(control: Control, mounted: Mounted) {
+/// Answers every waiting reader, then unmounts (through the root helper
+/// when the daemon runs as `--user`).
+fn shut_down(control: Control, mounted: Mounted, helper: Option<UnmountHelper>) {
     control.shut_down();
+    if let Some(helper) = helper {
+        helper.unmount();
+    }
     mounted.unmount();
 }

@@ -10,6 +10,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use crate::bridge::Cidr;
 use crate::bridge::net::Settings;
 use crate::slot::limits::{Limits, ReadTimeout};
+use crate::slot::memory::message_cost;
 use crate::slot::table::SlotDefaults;
 use crate::wire::{NETBIOS_DATAGRAM_PORT, NetbiosName};
 
@@ -66,8 +67,9 @@ pub struct MountArgs {
     #[arg(short, long)]
     pub foreground: bool,
     /// Comma-separated options: max_msg=BYTES, timeout=MS (-1 = forever),
-    /// quota_messages=N, quota_bytes=BYTES, keep_empty, allow_other. Sizes
-    /// take K, M or G suffixes. May be given more than once.
+    /// quota_messages=N, quota_bytes=BYTES, max_memory=BYTES (all slots
+    /// together), keep_empty, allow_other, user=NAME. Sizes take K, M or G
+    /// suffixes. May be given more than once.
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
     /// Log more: -v what the daemon does, -vv also every request it
@@ -77,6 +79,10 @@ pub struct MountArgs {
     /// Log every FUSE request as well as what -vv logs.
     #[arg(long)]
     pub debug: bool,
+    /// Once the port is bound and the directory mounted, drop root and run
+    /// as this user (also `-o user=NAME`).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
     /// What the mount table shows as the source (mount(8)'s SOURCE).
     #[arg(skip)]
     pub source: Option<String>,
@@ -343,6 +349,7 @@ fn parse_helper_args(args: &[OsString]) -> Result<MountArgs, String> {
         options: Vec::new(),
         verbose: 0,
         debug: false,
+        user: None,
         source: None,
         dry_run: false,
         bridge: BridgeArgs::default(),
@@ -384,6 +391,8 @@ fn parse_helper_args(args: &[OsString]) -> Result<MountArgs, String> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MountOptions {
     pub defaults: SlotDefaults,
+    /// Who the daemon becomes once mounted (`-o user=NAME`).
+    pub user: Option<String>,
     pub allow_other: bool,
     pub bridge: BridgeRequest,
 }
@@ -404,6 +413,8 @@ const IGNORED_OPTIONS: &[&str] = &[
 pub fn parse_mount_options(lists: &[String], transport_max: u32) -> Result<MountOptions, String> {
     let mut limits = Limits::default();
     let mut keep_empty = false;
+    let mut max_memory = default_max_memory();
+    let mut user = None;
     let mut allow_other = false;
     let mut bridge = BridgeRequest::default();
     for option in lists
@@ -429,11 +440,13 @@ pub fn parse_mount_options(lists: &[String], transport_max: u32) -> Result<Mount
                 limits.quota_messages = v.parse().map_err(|_| bad("expected a whole number"))?
             }
             ("quota_bytes", Some(v)) => limits.quota_bytes = parse_size(v).map_err(|e| bad(&e))?,
+            ("max_memory", Some(v)) => max_memory = parse_size(v).map_err(|e| bad(&e))?,
+            ("user", Some(v)) if !v.is_empty() => user = Some(v.to_owned()),
             ("keep_empty", None) => keep_empty = true,
             ("allow_other", None) => allow_other = true,
             (k, v) if BridgeRequest::takes(k) => bridge.set(k, v).map_err(|why| bad(&why))?,
             (k, None) if IGNORED_OPTIONS.contains(&k) || k.starts_with("x-") => {}
-            ("max_msg" | "timeout" | "quota_messages" | "quota_bytes", None) => {
+            ("max_msg" | "timeout" | "quota_messages" | "quota_bytes" | "max_memory", None) => {
                 return Err(bad("needs a value"));
             }
             ("keep_empty" | "allow_other", Some(_)) => return Err(bad("takes no value")),
@@ -444,11 +457,38 @@ pub fn parse_mount_options(lists: &[String], transport_max: u32) -> Result<Mount
     limits
         .validate(transport_max)
         .map_err(|why| format!("-o: {why}"))?;
+    if max_memory < message_cost(limits.max_message_size as usize) {
+        return Err("-o max_memory: must hold at least one largest message".to_owned());
+    }
     Ok(MountOptions {
-        defaults: SlotDefaults { limits, keep_empty },
+        defaults: SlotDefaults {
+            limits,
+            keep_empty,
+            max_memory,
+        },
+        user,
         allow_other,
         bridge,
     })
+}
+
+/// The memory ceiling when `-o max_memory` is not given: a quarter of the
+/// machine's RAM, at most 1 GiB. Small enough that a flood of messages is
+/// refused before the kernel's OOM killer picks the daemon, large enough
+/// that sixteen slots can each fill the default 64 MiB quota.
+fn default_max_memory() -> u64 {
+    const CAP: u64 = 1 << 30;
+    // SAFETY: sysconf has no preconditions.
+    let (pages, page_size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    match (u64::try_from(pages), u64::try_from(page_size)) {
+        (Ok(pages), Ok(size)) if pages > 0 => (pages.saturating_mul(size) / 4).min(CAP),
+        _ => CAP,
+    }
 }
 
 /// A byte count with an optional K, M or G (binary) suffix.
@@ -493,6 +533,11 @@ mod tests {
         let o =
             parse("max_msg=1k,timeout=250,quota_messages=10,quota_bytes=1M,keep_empty,allow_other")
                 .unwrap();
+        assert!(o.defaults.max_memory > 1 << 20 && o.defaults.max_memory <= 1 << 30);
+        assert_eq!(o.user, None);
+        let ceiling = parse("max_memory=64M,user=nobody").unwrap();
+        assert_eq!(ceiling.defaults.max_memory, 64 << 20);
+        assert_eq!(ceiling.user.as_deref(), Some("nobody"));
         assert_eq!(o.defaults.limits.max_message_size, 1024);
         assert_eq!(
             o.defaults.limits.read_timeout,
@@ -514,6 +559,10 @@ mod tests {
             ("timeout=-7", "-o timeout=-7: expected milliseconds"),
             ("keep_empty=1", "takes no value"),
             ("max_msg=2M", "max message size must be between"),
+            (
+                "max_memory=1K",
+                "-o max_memory: must hold at least one largest message",
+            ),
             ("quota_messages=0", "at least 1"),
         ] {
             let err = parse(opts).unwrap_err();

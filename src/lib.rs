@@ -9,7 +9,8 @@
 //!   goes where, and a thin socket layer around it ([`bridge::net`]).
 //! - [`cli`], [`app`], [`daemon`], [`tools`]: arguments, the daemon's life
 //!   cycle, and the `serve`/`send`/`info`/`status` helpers; [`logger`],
-//!   [`notify`] and [`mountinfo`] are what running as a service needs.
+//!   [`notify`], [`mountinfo`] and [`privileges`] (`--user`) are what
+//!   running as a service needs.
 pub mod app;
 pub mod bridge;
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod fs;
 pub mod logger;
 pub mod mountinfo;
 pub mod notify;
+pub mod privileges;
 pub mod slot;
 pub mod tools;
 pub mod wire;

@@ -13,6 +13,7 @@
 mod common;
 
 use std::fs::File;
+use std::net::SocketAddrV4;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,6 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
+use mailslotfs::wire::{MailslotDatagram, MailslotPath, MessageType, NetbiosName, NodeType, Scope};
 
 /// How long nmbd may take to announce itself and to own `MSLDOM<1C>`
 /// (≈4 s measured; samba-peer.md §6), with room for a loaded machine.
@@ -716,4 +718,224 @@ fn write_pdc_config(dir: &Path, address: &str) -> PathBuf {
     let path = dir.join("smb.conf");
     std::fs::write(&path, conf).expect("smb.conf");
     path
+}
+
+/// Writes `message` to `.net/TARGET/chat` on `from` until it arrives in
+/// `inbox` (a link that just came up may need a moment for its route);
+/// earlier copies and other messages in `inbox` are read and skipped.
+fn send_until_received(from: &Mount, target: &str, inbox: &OwnedFd, message: &str) {
+    let delivered = wait_until(DELIVERY_TIMEOUT, || {
+        let _ = std::fs::write(from.path(&format!(".net/{target}/chat")), message);
+        let mut seen = false;
+        while poll1(inbox.as_raw_fd(), libc::POLLIN, 200) & libc::POLLIN != 0 {
+            seen |= recv(inbox, DELIVERY_TIMEOUT) == message.as_bytes();
+        }
+        seen
+    });
+    assert!(delivered, "{message:?} never reached {target}");
+}
+
+/// The interface going down and up, and losing and regaining its address,
+/// needs no restart: the socket is bound to the wildcard address, so it
+/// keeps receiving, and sends that fail while the link is down fail that
+/// one write (counted as `send_failed`) and nothing more.
+#[test]
+fn bridge_recovers_when_its_interface_goes_down_and_up() {
+    if !lab_ready(&[]) {
+        return;
+    }
+    let lab = Lab::new(2);
+    let one = lab.bridged(0, &["--netbios-name=ONE", "--domain=FDOM"]);
+    let two = lab.bridged(1, &["--netbios-name=TWO", "--domain=FDOM"]);
+    let chat_one = create_slot(&one.path("chat"));
+    let chat_two = create_slot(&two.path("chat"));
+    send_until_received(&one, "TWO", &chat_two, "before");
+    let ns = lab.ns(1);
+    let cidr = format!("{}/24", lab.addr(1));
+    let broadcast = format!("10.213.{}.255", lab.subnet);
+    for round in ["down-up", "address-lost"] {
+        if round == "down-up" {
+            ip(&["-n", &ns, "link", "set", "eth0", "down"]);
+        } else {
+            ip(&["-n", &ns, "addr", "del", &cidr, "dev", "eth0"]);
+        }
+        // While cut off, a write fails with a clear error or goes nowhere;
+        // the daemon stays up and serves local users.
+        let _ = std::fs::write(two.path(".net/ONE/chat"), "lost");
+        assert!(pid_alive(two.pid()), "the daemon died with its link");
+        sh_ok(&two, "echo -n local > $D/.net/TWO/chat");
+        assert_eq!(recv(&chat_two, DELIVERY_TIMEOUT), b"local");
+        if round == "down-up" {
+            ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+        } else {
+            ip(&[
+                "-n", &ns, "addr", "add", &cidr, "brd", &broadcast, "dev", "eth0",
+            ]);
+        }
+        send_until_received(&one, "TWO", &chat_two, &format!("{round}: to two"));
+        send_until_received(&two, "ONE", &chat_one, &format!("{round}: to one"));
+    }
+}
+
+fn daemon_status_field(pid: i32, field: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix(field).map(|v| v.trim().to_owned()))
+        .unwrap_or_default()
+}
+
+/// `--user nobody`: the daemon binds port 138 and mounts as root, then
+/// runs as nobody, with no way back; the bridge and the mount keep
+/// working, and SIGTERM still unmounts (through the root helper).
+#[test]
+fn daemon_drops_to_an_unprivileged_user_and_keeps_working() {
+    if !lab_ready(&[]) {
+        return;
+    }
+    let lab = Lab::new(2);
+    let one = lab.bridged(0, &["--netbios-name=ONE", "--domain=UDOM"]);
+    let mut two = lab.bridged(
+        1,
+        &[
+            "--netbios-name=TWO",
+            "--domain=UDOM",
+            "-o",
+            "user=nobody,allow_other",
+        ],
+    );
+    let dropped = wait_until(CMD_TIMEOUT, || {
+        daemon_status_field(two.pid(), "Uid:")
+            .split_whitespace()
+            .all(|id| id == "65534")
+    });
+    assert!(dropped, "still {}", daemon_status_field(two.pid(), "Uid:"));
+    assert_eq!(daemon_status_field(two.pid(), "Groups:"), "65534");
+    let chat_one = create_slot(&one.path("chat"));
+    let chat_two = create_slot(&two.path("chat"));
+    send_until_received(&one, "TWO", &chat_two, "to nobody's host");
+    send_until_received(&two, "ONE", &chat_one, "from nobody's host");
+    drop((chat_one, chat_two));
+    let status = two.signal_and_wait(libc::SIGTERM, CMD_TIMEOUT);
+    assert!(status.is_some_and(|s| s.success()), "{:?}", two.stderr());
+    assert!(
+        wait_until(CMD_TIMEOUT, || !is_mounted(&two.dir)),
+        "the mount outlived the daemon"
+    );
+}
+
+/// `Udp: ... RcvbufErrors` of a namespace's /proc/net/snmp: datagrams the
+/// kernel dropped because the bridge's socket buffer was full.
+fn kernel_receive_drops(lab: &Lab, host: usize) -> u64 {
+    let snmp = ok(&run(
+        Command::new("ip").args(["netns", "exec", &lab.ns(host), "cat", "/proc/net/snmp"]),
+        CMD_TIMEOUT,
+    ));
+    let udp: Vec<Vec<&str>> = snmp
+        .lines()
+        .filter(|l| l.starts_with("Udp: "))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let column = udp[0].iter().position(|h| *h == "RcvbufErrors").unwrap();
+    udp[1][column].parse().unwrap()
+}
+
+/// What the sender pushes at full speed into a bridged host.
+const FLOOD_DATAGRAMS: usize = 200_000;
+
+/// 200,000 datagrams as fast as one sender can go, into a slot nobody
+/// reads, on a mount whose memory ceiling (4 MiB) is far below what they
+/// would take: the daemon stays up and answers local users throughout,
+/// its memory stays bounded, and every datagram is delivered or counted
+/// as dropped, by the bridge or by the kernel (socket buffer full).
+#[test]
+fn a_datagram_flood_is_delivered_or_counted_and_memory_stays_bounded() {
+    if !lab_ready(&["python3"]) {
+        return;
+    }
+    let lab = Lab::new(2);
+    let host = lab.bridged(1, &["--netbios-name=SINK", "-o", "max_memory=4M"]);
+    let flood = create_slot(&host.path("flood"));
+    let payload = MailslotDatagram {
+        msg_type: MessageType::DirectUnique,
+        node_type: NodeType::B,
+        dgm_id: 1,
+        source_addr: SocketAddrV4::new(lab.addr(0).parse().unwrap(), 138),
+        source_name: NetbiosName::new("SOURCE", 0).unwrap(),
+        destination_name: NetbiosName::new("SINK", 0).unwrap(),
+        scope: Scope::default(),
+        mailslot: MailslotPath::new(r"\MAILSLOT\flood").unwrap(),
+        priority: 0,
+        data: vec![b'f'; 100],
+    }
+    .emit()
+    .unwrap();
+    let kernel_before = kernel_receive_drops(&lab, 1);
+    let sender = Command::new("ip")
+        .args(["netns", "exec", &lab.ns(0), "python3", "-c"])
+        .arg(
+            "import socket, sys\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             p = bytes.fromhex(sys.argv[1]); to = (sys.argv[2], 138)\n\
+             for _ in range(int(sys.argv[3])): s.sendto(p, to)\n",
+        )
+        .arg(hex(&payload))
+        .arg(lab.addr(1))
+        .arg(FLOOD_DATAGRAMS.to_string())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start the sender");
+    let mut sender = ChildGuard(sender);
+    let started = Instant::now();
+    let mut slowest_local = Duration::ZERO;
+    while sender.0.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(120), "sender hung");
+        let asked = Instant::now();
+        let figure = getxattr(&host.path("flood"), "user.mailslot.message_count");
+        assert!(figure.is_ok(), "a local user got no answer: {figure:?}");
+        slowest_local = slowest_local.max(asked.elapsed());
+    }
+    let took = started.elapsed();
+    let counted = || {
+        let kernel = kernel_receive_drops(&lab, 1) - kernel_before;
+        let bridge: u64 = ["delivered", "dropped_slot_full", "dropped_out_of_memory"]
+            .iter()
+            .map(|c| bridge_attr(&host, c).parse::<u64>().unwrap())
+            .sum();
+        kernel + bridge
+    };
+    let settled = wait_until(DELIVERY_TIMEOUT, || counted() == FLOOD_DATAGRAMS as u64);
+    let rss_kib: u64 = daemon_status_field(host.pid(), "VmHWM:")
+        .trim_end_matches(" kB")
+        .parse()
+        .unwrap();
+    let figures = format!(
+        "sent {FLOOD_DATAGRAMS} in {took:?}; delivered {}, dropped_out_of_memory {}, \
+         dropped_slot_full {}, kernel socket-buffer drops {}; queued {}; peak RSS {rss_kib} KiB; \
+         slowest local getxattr during the flood {slowest_local:?}",
+        bridge_attr(&host, "delivered"),
+        bridge_attr(&host, "dropped_out_of_memory"),
+        bridge_attr(&host, "dropped_slot_full"),
+        kernel_receive_drops(&lab, 1) - kernel_before,
+        getxattr(&host.path("flood"), "user.mailslot.message_count").unwrap(),
+    );
+    eprintln!("flood figures: {figures}");
+    assert!(settled, "received + dropped != sent: {figures}");
+    assert!(rss_kib < 64 * 1024, "memory grew past bounds: {figures}");
+    assert!(pid_alive(host.pid()));
+    // Once the slot goes, its memory is free for new messages again.
+    drop(flood);
+    let again = create_slot(&host.path("after"));
+    sh_ok(&host, "echo -n fine > $D/.net/SINK/after");
+    assert_eq!(recv(&again, DELIVERY_TIMEOUT), b"fine");
+}
+
+/// Kills a child process by PID when dropped.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -158,6 +158,12 @@ fn bad_options_are_one_line_errors() {
         ("quota_messages=x", "quota_messages"),
         ("quota_bytes=lots", "quota_bytes"),
         ("keep_empty=1", "keep_empty"),
+        ("max_memory=1K", "max_memory"),
+        ("max_memory=much", "max_memory"),
+        (
+            "user=no-such-user-here",
+            "--user no-such-user-here: no such user",
+        ),
     ] {
         for extra in [&["-o", opt][..], &["--foreground", "-o", opt][..]] {
             let out = mount_cmd(&dir, extra);
@@ -269,4 +275,40 @@ fn a_daemon_unmounted_from_outside_never_unmounts_the_next_mount() {
     let fd = create_slot(&m.path("still"));
     send(&client(&m.path("still")), b"here");
     assert_eq!(recv(&fd, Duration::from_secs(2)), b"here");
+}
+
+/// Without `--bridge` the daemon opens no network socket at all and has
+/// no `.net` directory.
+#[test]
+fn the_bridge_is_off_unless_asked() {
+    let m = mount!();
+    assert!(!m.path(".net").exists());
+    let udp_inodes: Vec<String> = ["/proc/net/udp", "/proc/net/udp6"]
+        .iter()
+        .flat_map(|table| {
+            std::fs::read_to_string(table)
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_whitespace().nth(9).map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let sockets: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", m.pid()))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .trim_end_matches(']')
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        sockets.iter().all(|s| !udp_inodes.contains(s)),
+        "the daemon holds a UDP socket: {sockets:?}"
+    );
 }

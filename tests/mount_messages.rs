@@ -462,6 +462,13 @@ fn permissions_are_unix_modes_and_only_the_owner_sets_info() {
                 os.setgid(65534); os.setuid(65534)
                 # mode 0600: no client access for others
                 assert err(os.open, P("private"), os.O_WRONLY) == errno.EACCES
+                # nor may they read its settings or its messages
+                e = err(os.getxattr, P("private"), "user.mailslot.max_message_size")
+                assert e == errno.EACCES, e
+                assert err(os.open, P("private"), os.O_RDONLY) == errno.EACCES
+                # nor change its mode or owner
+                assert err(os.chmod, P("private"), 0o666) == errno.EPERM
+                assert err(os.chown, P("private"), 65534, 65534) == errno.EPERM
                 # mode 0644: others may not write either
                 assert err(os.open, P("open"), os.O_WRONLY) == errno.EACCES
                 # but may read the info (user.* follows read permission)

@@ -123,6 +123,36 @@ fn directories_hold_slots_and_refuse_rmdir_while_slots_live() {
     );
 }
 
+/// Names cannot escape the mount or smuggle in a separator: `..` is the
+/// kernel's to resolve (the daemon never takes it as a name), a backslash
+/// (the Windows separator), non-UTF-8 bytes and over-long names are clear
+/// errors, and a NUL cannot even be passed to the kernel.
+#[test]
+fn names_cannot_escape_the_mount() {
+    let m = mount!();
+    py_ok(
+        &m,
+        r#"
+        os.mkdir(P("d"))
+        s = create("d/inner")
+        assert os.path.samefile(P("d/../d/inner"), P("d/inner"))
+        assert os.stat(P("..")).st_ino != os.stat(D).st_ino
+        assert err(os.open, P("a\\..\\b"), os.O_RDWR | os.O_CREAT) == errno.EINVAL
+        assert err(os.mkdir, P("..\\up")) == errno.EINVAL
+        assert err(os.open, os.fsencode(D) + b"/caf\xe9", os.O_RDWR | os.O_CREAT) == errno.EINVAL
+        assert err(os.open, P("x" * 256), os.O_RDWR | os.O_CREAT) == errno.ENAMETOOLONG
+        os.close(create("x" * 255))
+        try:
+            os.open(P("nul\0byte"), os.O_RDWR | os.O_CREAT)
+            raise AssertionError("a NUL reached the kernel")
+        except ValueError:
+            pass
+        assert sorted(os.listdir(D)) == ["d"]
+        assert os.listdir(P("d")) == ["inner"]
+        "#,
+    );
+}
+
 #[test]
 fn slots_cannot_be_unlinked_renamed_or_linked() {
     let m = mount!();

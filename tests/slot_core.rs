@@ -9,7 +9,7 @@ use std::time::Duration;
 use common_core::*;
 use mailslotfs::slot::SlotError;
 use mailslotfs::slot::limits::{InfoAttr, Limits, ReadTimeout, SlotInfo};
-use mailslotfs::slot::queue::{Readiness, Slot};
+use mailslotfs::slot::queue::{ReadOutcome, Readiness, Slot};
 use mailslotfs::slot::table::{Kind, ROOT, Role, SlotDefaults, Table};
 
 // ---------------------------------------------------------------- helpers
@@ -48,6 +48,7 @@ fn defaults() -> SlotDefaults {
     SlotDefaults {
         limits: Limits::default(),
         keep_empty: false,
+        max_memory: u64::MAX,
     }
 }
 
@@ -904,6 +905,55 @@ fn failed_creates_do_not_consume_an_inode_or_a_name() {
     assert_eq!(t.node_count(), before);
 }
 
+// ---------------------------------------------------------------- table: memory ceiling
+
+/// `-o max_memory`: all slots of a mount share one budget. A message past
+/// it is refused with `OutOfMemory` (ENOBUFS) and counted as dropped;
+/// reading or closing gives its bytes back; nothing queued is lost.
+#[test]
+fn the_memory_ceiling_spans_every_slot_and_refuses_only_new_messages() {
+    use mailslotfs::slot::memory::message_cost;
+    let clock = Clock::new();
+    let t = table_with(
+        SlotDefaults {
+            max_memory: 3 * message_cost(100),
+            ..defaults()
+        },
+        &clock,
+    );
+    let (a, server_a) = serve(&t, "a", &clock);
+    let (_, server_b) = serve(&t, "b", &clock);
+    let slot_a = t.handle(server_a).unwrap().slot;
+    let slot_b = t.handle(server_b).unwrap().slot;
+    put(&mut slot_a.lock(), &[1; 100], &clock);
+    put(&mut slot_a.lock(), &[2; 100], &clock);
+    put(&mut slot_b.lock(), &[3; 100], &clock);
+    assert_eq!(t.memory().used(), t.memory().limit());
+    assert_eq!(
+        slot_b.lock().write(&[4; 1], clock.now(), calm).err(),
+        Some(SlotError::OutOfMemory)
+    );
+    assert_eq!(slot_b.lock().info().dropped, 1);
+    assert_eq!(slot_b.lock().info().received, 1);
+    // A message handed straight to a waiting reader is never queued, so
+    // it costs nothing even at the ceiling.
+    let (_, server_c) = serve(&t, "c", &clock);
+    let slot_c = t.handle(server_c).unwrap().slot;
+    assert!(matches!(
+        slot_c.lock().read(9, 1000, false, clock.now(), None),
+        ReadOutcome::Parked
+    ));
+    let woken = slot_c.lock().write(b"direct", clock.now(), calm).unwrap();
+    assert_eq!(woken.readers.len(), 1);
+    // Reading gives bytes back; what was queued comes out intact.
+    assert_eq!(take(&mut slot_a.lock(), &clock).unwrap(), vec![1; 100]);
+    put(&mut slot_b.lock(), &[4; 1], &clock);
+    // Closing a slot gives back what it still held.
+    t.release(server_a, clock.now());
+    assert_eq!(t.memory().used(), message_cost(100) + message_cost(1));
+    assert!(t.info(a).is_err());
+}
+
 // ---------------------------------------------------------------- table: directories
 
 #[test]
@@ -1192,6 +1242,7 @@ fn slots_start_from_the_mount_defaults() {
             l.read_timeout = ReadTimeout::After(ms(10));
         }),
         keep_empty: true,
+        max_memory: u64::MAX,
     };
     let t = table_with(d, &clock);
     assert_eq!(t.defaults(), d);

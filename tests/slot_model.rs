@@ -199,6 +199,7 @@ impl Run {
             SlotDefaults {
                 limits: defaults,
                 keep_empty,
+                max_memory: u64::MAX,
             },
             &clock,
         );

@@ -236,6 +236,8 @@ pub enum Counter {
 pub enum Reason {
     /// The source is outside every `--allow` network.
     NotAllowed,
+    /// The header's SOURCE_IP is not the address the datagram came from.
+    Spoofed,
     /// Our own broadcast or multicast, looped back by the kernel (the local
     /// copy was delivered directly).
     OwnEcho,
@@ -252,15 +254,18 @@ pub enum Reason {
     NoSlot,
     /// The slot's quota is full, or the message exceeds its maximum size.
     SlotFull,
+    /// The daemon's memory ceiling (`-o max_memory`) is reached.
+    OutOfMemory,
 }
 
 impl Counter {
     /// Every counter, in the order they are shown.
-    pub const ALL: [Counter; 11] = [
+    pub const ALL: [Counter; 13] = [
         Counter::Sent,
         Counter::SendFailed,
         Counter::Delivered,
         Counter::Dropped(Reason::NotAllowed),
+        Counter::Dropped(Reason::Spoofed),
         Counter::Dropped(Reason::OwnEcho),
         Counter::Dropped(Reason::Malformed),
         Counter::Dropped(Reason::Unsupported),
@@ -268,6 +273,7 @@ impl Counter {
         Counter::Dropped(Reason::Empty),
         Counter::Dropped(Reason::NoSlot),
         Counter::Dropped(Reason::SlotFull),
+        Counter::Dropped(Reason::OutOfMemory),
     ];
 
     /// The attribute name after `user.mailslot.bridge.`.
@@ -277,6 +283,7 @@ impl Counter {
             Counter::SendFailed => "send_failed",
             Counter::Delivered => "delivered",
             Counter::Dropped(Reason::NotAllowed) => "dropped_not_allowed",
+            Counter::Dropped(Reason::Spoofed) => "dropped_spoofed",
             Counter::Dropped(Reason::OwnEcho) => "dropped_own_echo",
             Counter::Dropped(Reason::Malformed) => "dropped_malformed",
             Counter::Dropped(Reason::Unsupported) => "dropped_unsupported",
@@ -284,6 +291,7 @@ impl Counter {
             Counter::Dropped(Reason::Empty) => "dropped_empty",
             Counter::Dropped(Reason::NoSlot) => "dropped_no_slot",
             Counter::Dropped(Reason::SlotFull) => "dropped_slot_full",
+            Counter::Dropped(Reason::OutOfMemory) => "dropped_out_of_memory",
         }
     }
 
@@ -354,6 +362,11 @@ impl Bridge {
             | DecodeError::BadField { .. }
             | DecodeError::Malformed(_) => Reason::Malformed,
         })?;
+        // Nothing we do trusts SOURCE_IP, but a datagram that lies about
+        // where it came from is a forgery or a relay we do not support.
+        if datagram.source_addr.ip() != from.ip() {
+            return Err(Reason::Spoofed);
+        }
         if !datagram.scope.is_empty() || !self.is_ours(&datagram.destination_name) {
             return Err(Reason::NotForUs);
         }
@@ -393,9 +406,10 @@ impl Bridge {
     pub fn record_delivery(&self, result: Result<(), SlotError>) {
         self.count(match result {
             Ok(()) => Counter::Delivered,
-            Err(SlotError::QuotaFull | SlotError::OutOfMemory | SlotError::MessageTooBig) => {
+            Err(SlotError::QuotaFull | SlotError::MessageTooBig) => {
                 Counter::Dropped(Reason::SlotFull)
             }
+            Err(SlotError::OutOfMemory) => Counter::Dropped(Reason::OutOfMemory),
             Err(_) => Counter::Dropped(Reason::NoSlot),
         });
     }
@@ -650,10 +664,28 @@ mod tests {
         b.record_delivery(Err(SlotError::NotFound));
         b.record_delivery(Err(SlotError::QuotaFull));
         b.record_delivery(Ok(()));
-        for reason in [Reason::NoSlot, Reason::SlotFull] {
+        b.record_delivery(Err(SlotError::OutOfMemory));
+        for reason in [Reason::NoSlot, Reason::SlotFull, Reason::OutOfMemory] {
             assert_eq!(b.counter(Counter::Dropped(reason)), 1);
         }
         assert_eq!(b.counter(Counter::Delivered), 1);
+    }
+
+    #[test]
+    fn a_source_ip_other_than_the_sender_is_dropped_as_spoofed() {
+        let b = Bridge::new(config()).unwrap();
+        let good = datagram("ALPHA", 0, r"\MAILSLOT\x", b"hi");
+        let other_port = "10.9.0.2:50000".parse().unwrap();
+        assert!(matches!(
+            b.on_datagram(other_port, &good),
+            Inbound::Deliver(_)
+        ));
+        let elsewhere = "10.9.0.3:138".parse().unwrap();
+        assert_eq!(
+            b.on_datagram(elsewhere, &good),
+            Inbound::Dropped(Reason::Spoofed)
+        );
+        assert_eq!(b.counter(Counter::Dropped(Reason::Spoofed)), 1);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! | open of an existing slot with read access | `ReadDenied` |
 //! | write ≤ max size, queue not full | one message queued (or handed to the oldest parked reader) |
 //! | write > max size / queue full | `MessageTooBig` / `QuotaFull`, nothing queued |
+//! | write past the mount's memory ceiling | `OutOfMemory`, nothing queued |
 //! | read with a big enough buffer | the oldest whole message |
 //! | read with a small buffer | `BufferTooSmall`, the message stays |
 //! | read on an empty queue | `WouldBlock`, or parked until a message, the timeout (`TimedOut`) or a signal (`Interrupted`) |
@@ -19,6 +20,7 @@
 pub mod batch;
 pub mod error;
 pub mod limits;
+pub mod memory;
 pub mod name;
 pub mod queue;
 pub mod table;

@@ -5,10 +5,12 @@
 //! them after releasing the slot's lock.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::batch::{FRAME_HEADER, next_frame, push_frame};
 use super::limits::{Limits, ReadTimeout, SlotInfo};
+use super::memory::{MemoryBudget, message_cost};
 use super::{Now, Parking, SlotError};
 
 /// What a reader gets: one whole message, or why not.
@@ -82,6 +84,8 @@ struct ParkedRead<R> {
 pub struct Slot<K: Parking> {
     messages: VecDeque<Box<[u8]>>,
     queued_bytes: u64,
+    /// The mount-wide budget every queued message is charged to.
+    budget: Arc<MemoryBudget>,
     limits: Limits,
     keep_empty: bool,
     readers: VecDeque<ParkedRead<K::Reader>>,
@@ -102,13 +106,14 @@ pub struct Slot<K: Parking> {
 }
 
 impl<K: Parking> Slot<K> {
-    /// A new, empty slot created by process `owner_pid`. `keep_empty` keeps
-    /// zero-length messages, which are otherwise dropped because a 0-byte
-    /// read means end-of-file.
+    /// A new, empty slot created by process `owner_pid`, with no memory
+    /// ceiling of its own. `keep_empty` keeps zero-length messages, which
+    /// are otherwise dropped because a 0-byte read means end-of-file.
     pub fn new(limits: Limits, keep_empty: bool, owner_pid: u32, now: Now) -> Self {
         Slot {
             messages: VecDeque::new(),
             queued_bytes: 0,
+            budget: Arc::new(MemoryBudget::new(u64::MAX)),
             limits,
             keep_empty,
             readers: VecDeque::new(),
@@ -122,6 +127,13 @@ impl<K: Parking> Slot<K> {
             modified: now.wall,
             accessed: now.wall,
         }
+    }
+
+    /// Charges this slot's messages to `budget`, shared with the other
+    /// slots of its mount.
+    pub fn with_budget(mut self, budget: Arc<MemoryBudget>) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Records (or clears) which thread has just closed a descriptor of the
@@ -199,8 +211,6 @@ impl<K: Parking> Slot<K> {
             self.dropped += 1;
             return Err(SlotError::QuotaFull);
         }
-        self.received += 1;
-        self.modified = now.wall;
         while let Some(parked) = self.readers.pop_front() {
             let needed = data.len() + if parked.framed { FRAME_HEADER } else { 0 };
             if interrupted(&parked.reader) {
@@ -224,9 +234,17 @@ impl<K: Parking> Slot<K> {
                     data.into()
                 };
                 wakeups.readers.push((parked.reader, Ok(message)));
+                self.received += 1;
+                self.modified = now.wall;
                 return Ok(());
             }
         }
+        if !self.budget.try_take(message_cost(data.len())) {
+            self.dropped += 1;
+            return Err(SlotError::OutOfMemory);
+        }
+        self.received += 1;
+        self.modified = now.wall;
         self.messages.push_back(data.into());
         self.queued_bytes += data.len() as u64;
         wakeups.pollers.append(&mut self.pollers);
@@ -337,6 +355,7 @@ impl<K: Parking> Slot<K> {
     fn pop(&mut self, now: Now) -> Box<[u8]> {
         let message = self.messages.pop_front().unwrap_or_default();
         self.queued_bytes -= message.len() as u64;
+        self.budget.give_back(message_cost(message.len()));
         self.read += 1;
         self.accessed = now.wall;
         message
@@ -379,7 +398,9 @@ impl<K: Parking> Slot<K> {
 
     fn end(&mut self, life: Life) -> Wakeups<K> {
         self.life = life;
-        self.messages.clear();
+        for message in self.messages.drain(..) {
+            self.budget.give_back(message_cost(message.len()));
+        }
         self.queued_bytes = 0;
         let answer = |r| match life {
             Life::ShutDown => (r, Ok(Box::default())),

@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use parking_lot::{Mutex, RwLock};
 
 use super::limits::{InfoAttr, Limits, SlotInfo};
+use super::memory::MemoryBudget;
 use super::name::{Name, key_of};
 use super::queue::{Slot, Wakeups};
 use super::{Now, Parking, SlotError};
@@ -99,6 +100,8 @@ impl<K: Parking> Clone for Handle<K> {
 pub struct SlotDefaults {
     pub limits: Limits,
     pub keep_empty: bool,
+    /// Most bytes all slots together may queue (see [`MemoryBudget`]).
+    pub max_memory: u64,
 }
 
 enum Content<K: Parking> {
@@ -137,6 +140,7 @@ pub struct Table<K: Parking> {
     handles: RwLock<HashMap<Fh, Handle<K>>>,
     next_fh: AtomicU64,
     defaults: SlotDefaults,
+    budget: Arc<MemoryBudget>,
 }
 
 impl<K: Parking> Table<K> {
@@ -162,6 +166,7 @@ impl<K: Parking> Table<K> {
             }),
             handles: RwLock::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
+            budget: Arc::new(MemoryBudget::new(defaults.max_memory)),
             defaults,
         }
     }
@@ -169,6 +174,11 @@ impl<K: Parking> Table<K> {
     /// The mount-wide defaults.
     pub fn defaults(&self) -> SlotDefaults {
         self.defaults
+    }
+
+    /// The memory ceiling and what all slots' queues hold against it.
+    pub fn memory(&self) -> &MemoryBudget {
+        &self.budget
     }
 
     /// Finds `name` in directory `parent`, ignoring ASCII case.
@@ -285,12 +295,9 @@ impl<K: Parking> Table<K> {
             return Err(SlotError::NotFound);
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let slot = Arc::new(Mutex::new(Slot::new(
-            self.defaults.limits,
-            self.defaults.keep_empty,
-            by.pid,
-            now,
-        )));
+        let slot = Slot::new(self.defaults.limits, self.defaults.keep_empty, by.pid, now)
+            .with_budget(Arc::clone(&self.budget));
+        let slot = Arc::new(Mutex::new(slot));
         let content = Content::Slot {
             slot: Arc::clone(&slot),
             creator_tid: by.tid,
