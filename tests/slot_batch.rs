@@ -100,15 +100,15 @@ fn a_batched_read_returns_every_message_that_fits_and_leaves_the_rest() {
         s.write(m, clock.now(), calm).unwrap();
     }
     let room = (FRAME_HEADER * 2 + 6) as u32;
-    let got = answer(s.read_batch(1, room, true, clock.now(), None)).unwrap();
+    let got = answer(s.read_as(1, room, true, clock.now(), None, true)).unwrap();
     assert_eq!(unframe(&got), vec![b"aaaa".to_vec(), b"bb".to_vec()]);
     assert_eq!(s.info().message_count, 1);
     // The head does not fit even alone: EMSGSIZE, and it stays.
     assert_eq!(
-        answer(s.read_batch(2, 9, true, clock.now(), None)).err(),
+        answer(s.read_as(2, 9, true, clock.now(), None, true)).err(),
         Some(SlotError::BufferTooSmall)
     );
-    let got = answer(s.read_batch(3, 1000, true, clock.now(), None)).unwrap();
+    let got = answer(s.read_as(3, 1000, true, clock.now(), None, true)).unwrap();
     assert_eq!(unframe(&got), vec![b"cccccc".to_vec()]);
     assert_eq!(s.info().read, 3);
 }
@@ -117,7 +117,14 @@ fn a_batched_read_returns_every_message_that_fits_and_leaves_the_rest() {
 fn a_parked_batch_reader_gets_its_message_as_a_frame() {
     let clock = Clock::new();
     let mut s = slot(Limits::default(), &clock);
-    assert!(is_parked(&s.read_batch(7, 100, false, clock.now(), None)));
+    assert!(is_parked(&s.read_as(
+        7,
+        100,
+        false,
+        clock.now(),
+        None,
+        true
+    )));
     let w = s.write(b"hello", clock.now(), calm).unwrap();
     let answered = woken(&w);
     assert_eq!(answered.len(), 1);
@@ -128,7 +135,7 @@ fn a_parked_batch_reader_gets_its_message_as_a_frame() {
     );
     // A parked batch reader whose buffer holds the message but not its
     // frame header is answered EMSGSIZE; the message stays queued.
-    assert!(is_parked(&s.read_batch(8, 5, false, clock.now(), None)));
+    assert!(is_parked(&s.read_as(8, 5, false, clock.now(), None, true)));
     let w = s.write(b"12345", clock.now(), calm).unwrap();
     assert_eq!(woken(&w), vec![(8, Err(SlotError::BufferTooSmall))]);
     assert_eq!(s.info().message_count, 1);

@@ -663,11 +663,7 @@ impl fuser::Filesystem for MailslotFs {
         let parked = ParkedRead { reply, tid };
         let cap = self.0.config.park_cap;
         let mut slot = handle.slot.lock();
-        let outcome = if handle.batch {
-            slot.read_batch(parked, size, nonblocking, now(), cap)
-        } else {
-            slot.read(parked, size, nonblocking, now(), cap)
-        };
+        let outcome = slot.read_as(parked, size, nonblocking, now(), cap, handle.batch);
         drop(slot);
         match outcome {
             ReadOutcome::Ready(parked, result, wakeups) => {

@@ -265,20 +265,10 @@ impl<K: Parking> Slot<K> {
         self.read_as(reader, buffer_size, nonblocking, now, park_cap, false)
     }
 
-    /// Batch mode: every waiting message that fits in `buffer_size`, as
-    /// frames; otherwise exactly like [`Slot::read`].
-    pub fn read_batch(
-        &mut self,
-        reader: K::Reader,
-        buffer_size: u32,
-        nonblocking: bool,
-        now: Now,
-        park_cap: Option<Duration>,
-    ) -> ReadOutcome<K> {
-        self.read_as(reader, buffer_size, nonblocking, now, park_cap, true)
-    }
-
-    fn read_as(
+    /// [`Slot::read`] for a plain or a batch-mode (`framed`) handle: in
+    /// batch mode, every waiting message that fits in `buffer_size`, as
+    /// frames.
+    pub fn read_as(
         &mut self,
         reader: K::Reader,
         buffer_size: u32,
