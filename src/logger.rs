@@ -27,7 +27,7 @@ impl Log for Logger {
     }
 
     fn log(&self, record: &Record<'_>) {
-        if !self.enabled(record.metadata()) {
+        if !self.enabled(record.metadata()) || is_reply_to_a_forgotten_request(record) {
             return;
         }
         let level = record.level().as_str().to_ascii_lowercase();
@@ -47,6 +47,18 @@ impl Log for Logger {
     }
 
     fn flush(&self) {}
+}
+
+/// fuser's error for a reply the kernel no longer wants (ENOENT): the
+/// request was answered for a caller that has since been killed, or while
+/// the mount was going away. Nothing is wrong, so it is not worth a line.
+fn is_reply_to_a_forgotten_request(record: &Record<'_>) -> bool {
+    record.target().starts_with("fuser")
+        && record.level() == Level::Error
+        && record
+            .args()
+            .to_string()
+            .starts_with("Failed to send FUSE reply: No such file or directory")
 }
 
 fn priority(level: Level) -> libc::c_int {
@@ -84,4 +96,28 @@ pub fn use_syslog() {
     // SAFETY: the identity is a static C string, as openlog requires.
     unsafe { libc::openlog(c"mailslotfs".as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
     TO_SYSLOG.store(true, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forgotten(target: &str, level: Level, text: &str) -> bool {
+        is_reply_to_a_forgotten_request(
+            &Record::builder()
+                .target(target)
+                .level(level)
+                .args(format_args!("{text}"))
+                .build(),
+        )
+    }
+
+    #[test]
+    fn only_fusers_enoent_on_reply_is_silenced() {
+        let enoent = "Failed to send FUSE reply: No such file or directory (os error 2)";
+        assert!(forgotten("fuser::reply", Level::Error, enoent));
+        assert!(!forgotten("mailslotfs", Level::Error, enoent));
+        let other = "Failed to send FUSE reply: Bad file descriptor (os error 9)";
+        assert!(!forgotten("fuser::reply", Level::Error, other));
+    }
 }
