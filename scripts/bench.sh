@@ -5,7 +5,7 @@
 # Usage (as root): scripts/bench.sh [--runs N] [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/deps.sh
+source scripts/deps.sh run
 cargo build --release --quiet --bin mailslotfs --example bench
 
 # POSIX mq: the benchmark queues hold 256 messages of up to 16 KiB, above

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# Installs the system packages mailslotfs and its tests need, when missing.
-# Sourced by run.sh and test.sh; does nothing on a machine that has them.
+# Installs the system packages mailslotfs needs, when missing: `source
+# scripts/deps.sh` for running it (fuse3), `source scripts/deps.sh test` for
+# the test suite as well (network namespaces, Samba's nmbd, tshark). Does
+# nothing on a machine that has them.
 set -euo pipefail
+deps_for=${1:-run}
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 need=()
 have fusermount3 || need+=(fuse3)
-have python3 || need+=(python3)
-# The network bridge's tests: namespaces (ip, nsenter), Samba's nmbd as a
-# real peer, tshark to dissect what the bridge sends.
-have ip || need+=(iproute2)
-have nsenter || need+=(util-linux)
-have nmbd || need+=(samba)
-have tshark || need+=(tshark)
+if [ "$deps_for" = test ]; then
+  have python3 || need+=(python3)
+  # The network bridge's tests: namespaces (ip, nsenter), Samba's nmbd as a
+  # real peer, tshark to dissect what the bridge sends.
+  have ip || need+=(iproute2)
+  have nsenter || need+=(util-linux)
+  have nmbd || need+=(samba)
+  have tshark || need+=(tshark)
+fi
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
     echo "mailslotfs: missing packages: ${need[*]} (install them as root)" >&2

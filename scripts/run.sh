@@ -2,7 +2,7 @@
 # Builds mailslotfs and mounts it at /mailslot (or at $1). Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/deps.sh
+source scripts/deps.sh run
 cargo build --release --quiet
 dir=${1:-/mailslot}
 mkdir -p "$dir"

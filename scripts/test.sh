@@ -5,7 +5,7 @@
 # trap below is the last line of defence against a leftover mount.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/deps.sh
+source scripts/deps.sh test
 
 # The tests make their directories under $TMPDIR: a private one per run, so
 # that the checks below see this run's mounts only, never those of another
