@@ -229,6 +229,14 @@ impl Inner {
         }
     }
 
+    /// Replies to getattr/setattr with the attributes, or the refusal.
+    fn answer_attr(&self, reply: ReplyAttr, result: Result<Attr, SlotError>, op: &str, tid: u32) {
+        match result {
+            Ok(attr) => reply.attr(&NO_CACHE, &self.attr(&attr)),
+            Err(e) => reply.error(refuse(op, tid, e)),
+        }
+    }
+
     fn attr(&self, attr: &Attr) -> FileAttr {
         FileAttr {
             ino: INodeNo(attr.ino),
@@ -488,10 +496,7 @@ impl fuser::Filesystem for MailslotFs {
             Some(net) => net.tree.lock().attr(ino.0),
             None => self.0.table.attr(ino.0),
         };
-        match attr {
-            Ok(attr) => reply.attr(&NO_CACHE, &self.0.attr(&attr)),
-            Err(e) => reply.error(refuse("getattr", req.pid(), e)),
-        }
+        self.0.answer_attr(reply, attr, "getattr", req.pid());
     }
 
     fn setattr(
@@ -521,10 +526,7 @@ impl fuser::Filesystem for MailslotFs {
             Some(_) => Err(SlotError::NotPermitted),
             None => self.0.table.setattr(ino.0, perm, (uid, gid), size, now()),
         };
-        match result {
-            Ok(attr) => reply.attr(&NO_CACHE, &self.0.attr(&attr)),
-            Err(e) => reply.error(refuse("setattr", req.pid(), e)),
-        }
+        self.0.answer_attr(reply, result, "setattr", req.pid());
     }
 
     fn mknod(
