@@ -378,7 +378,18 @@ fn one_way(
     count: usize,
 ) -> io::Result<f64> {
     let payload = vec![b'x'; size];
-    let mut buf = vec![0u8; 1 << 20];
+    // Plain reads use a buffer of the default largest message, as `cat`
+    // and Python do: FUSE pins the whole buffer of every read, so a 1 MiB
+    // buffer costs a 64 B message about as much as a 1 MiB one. Batch
+    // reads take as many frames as fit.
+    let mut buf = vec![
+        0u8;
+        if t == Transport::MailslotBatch {
+            1 << 20
+        } else {
+            64 * 1024
+        }
+    ];
     match t {
         Transport::Mailslot | Transport::MailslotBatch => {
             let path = mount.path(&format!("oneway-{size}-{writers}"));

@@ -170,9 +170,9 @@ fn now() -> Now {
 impl Inner {
     fn deliver(&self, delivery: &Delivery) -> Result<(), SlotError> {
         let slot = self.table.slot_at(&delivery.path)?;
-        let wakeups = slot
-            .lock()
-            .write(&delivery.data, now(), |parked| signals::pending(parked.tid))?;
+        let wakeups = slot.lock().write(&delivery.data, now(), |parked| {
+            signals::about_to_be_interrupted(parked.tid)
+        })?;
         self.wake(wakeups);
         Ok(())
     }
@@ -359,7 +359,7 @@ impl Inner {
         if handle.role != Role::Client {
             return reply.error(refuse("write", tid, SlotError::WrongRole));
         }
-        let interrupted = |parked: &ParkedRead| signals::pending(parked.tid);
+        let interrupted = |parked: &ParkedRead| signals::about_to_be_interrupted(parked.tid);
         let mut slot = handle.slot.lock();
         if may_wait && slot.closing_by(tid) {
             drop(slot);
@@ -378,8 +378,10 @@ impl Inner {
         drop(slot);
         match result {
             Ok((taken, wakeups)) => {
-                reply.written(taken as u32);
+                // The reader first: answering the writer first lets it
+                // preempt this thread before the message is on its way.
                 self.wake(wakeups);
+                reply.written(taken as u32);
             }
             Err(e) => reply.error(refuse("write", tid, e)),
         }

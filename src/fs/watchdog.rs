@@ -3,7 +3,7 @@
 //! waited for a slot's release that never came.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -14,6 +14,11 @@ use crate::slot::table::Ino;
 /// How often parked readers are checked for deadlines and signals while any
 /// exist: a signalled reader returns within this plus a /proc read.
 const TICK: Duration = Duration::from_millis(20);
+
+/// Ticks with nothing to watch before the watchdog sleeps until woken. While
+/// it ticks, parking a read costs no wakeup: a ping-pong parks a read every
+/// round trip, and waking this thread each time cost a context switch.
+const IDLE_TICKS: u32 = 50;
 
 type DeferredOp = Box<dyn FnOnce(&Inner) + Send>;
 
@@ -37,12 +42,17 @@ pub(crate) struct Watchdog {
     /// Reads parked anywhere. May dip below zero for a moment when a writer
     /// answers a read before its handler counted it.
     parked: AtomicIsize,
+    /// The thread sleeps without a timeout, so a parked read must wake it.
+    asleep: AtomicBool,
 }
 
 impl Watchdog {
     /// A read was parked.
     pub(crate) fn parked(&self) {
-        if self.parked.fetch_add(1, Ordering::SeqCst) == 0 {
+        self.parked.fetch_add(1, Ordering::SeqCst);
+        // The watchdog announces its sleep before it checks the count one
+        // last time, so either it sees this read or this sees it asleep.
+        if self.asleep.load(Ordering::SeqCst) {
             // Under the lock, so the wakeup cannot fall between the
             // watchdog's check of the count and its wait.
             let _state = self.state.lock();
@@ -105,14 +115,22 @@ pub(crate) fn start(inner: Arc<Inner>) -> std::io::Result<()> {
 
 fn run(inner: &Inner) {
     let dog = &inner.watchdog;
+    let mut idle_ticks = 0;
     loop {
         {
             let mut state = dog.state.lock();
             if state.stopped {
                 break;
             }
-            if dog.parked.load(Ordering::SeqCst) <= 0 && state.deferred.is_empty() {
-                dog.wake.wait(&mut state);
+            let idle = dog.parked.load(Ordering::SeqCst) <= 0 && state.deferred.is_empty();
+            idle_ticks = if idle { idle_ticks + 1 } else { 0 };
+            if idle_ticks > IDLE_TICKS {
+                dog.asleep.store(true, Ordering::SeqCst);
+                if dog.parked.load(Ordering::SeqCst) <= 0 {
+                    dog.wake.wait(&mut state);
+                }
+                dog.asleep.store(false, Ordering::SeqCst);
+                idle_ticks = 0;
                 continue;
             }
             dog.wake.wait_for(&mut state, TICK);
