@@ -77,7 +77,7 @@ fn mount(args: MountArgs) -> Result<(), String> {
             if let Some(link) = &link {
                 start_bridge(link, &control)?;
             }
-            let mounted = session::mount(fs, &dir, source, options.allow_other)
+            let mounted = session::mount(fs, &dir, source, options.allow_other, options.threads)
                 .map_err(|e| mount_error(&dir, &e, options.allow_other))?;
             let helper = match &user {
                 Some(user) => Some(privileges::become_user(user, &dir)?),

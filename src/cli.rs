@@ -68,8 +68,9 @@ pub struct MountArgs {
     pub foreground: bool,
     /// Comma-separated options: max_msg=BYTES, timeout=MS (-1 = forever),
     /// quota_messages=N, quota_bytes=BYTES, max_memory=BYTES (all slots
-    /// together), keep_empty, allow_other, user=NAME. Sizes take K, M or G
-    /// suffixes. May be given more than once.
+    /// together), keep_empty, allow_other, user=NAME, threads=N (FUSE
+    /// event-loop threads, default 4). Sizes take K, M or G suffixes. May be
+    /// given more than once.
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
     /// Log more: -v what the daemon does, -vv also every request it
@@ -395,7 +396,18 @@ pub struct MountOptions {
     pub user: Option<String>,
     pub allow_other: bool,
     pub bridge: BridgeRequest,
+    /// FUSE event-loop threads (`-o threads=N`).
+    pub threads: usize,
 }
+
+/// Event-loop threads unless `-o threads` says otherwise: where waking an
+/// idle CPU is dear (a VM without halt polling) several threads serve a
+/// writer and a reader at once; where it is cheap, one hot thread answers
+/// a ping-pong fastest (README, Performance).
+pub const DEFAULT_THREADS: usize = 4;
+
+/// More event-loop threads than this only cost memory (16 MiB buffer each).
+const MAX_THREADS: usize = 64;
 
 /// Options mount(8) and fstab pass along that mean nothing here (a
 /// mailslot has no device files, set-uid programs, executables or times
@@ -417,6 +429,7 @@ pub fn parse_mount_options(lists: &[String], transport_max: u32) -> Result<Mount
     let mut user = None;
     let mut allow_other = false;
     let mut bridge = BridgeRequest::default();
+    let mut threads = DEFAULT_THREADS;
     for option in lists
         .iter()
         .flat_map(|l| l.split(','))
@@ -441,12 +454,22 @@ pub fn parse_mount_options(lists: &[String], transport_max: u32) -> Result<Mount
             }
             ("quota_bytes", Some(v)) => limits.quota_bytes = parse_size(v).map_err(|e| bad(&e))?,
             ("max_memory", Some(v)) => max_memory = parse_size(v).map_err(|e| bad(&e))?,
+            ("threads", Some(v)) => {
+                threads = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_THREADS).contains(n))
+                    .ok_or_else(|| bad(&format!("expected 1 to {MAX_THREADS}")))?
+            }
             ("user", Some(v)) if !v.is_empty() => user = Some(v.to_owned()),
             ("keep_empty", None) => keep_empty = true,
             ("allow_other", None) => allow_other = true,
             (k, v) if BridgeRequest::takes(k) => bridge.set(k, v).map_err(|why| bad(&why))?,
             (k, None) if IGNORED_OPTIONS.contains(&k) || k.starts_with("x-") => {}
-            ("max_msg" | "timeout" | "quota_messages" | "quota_bytes" | "max_memory", None) => {
+            (
+                "max_msg" | "timeout" | "quota_messages" | "quota_bytes" | "max_memory" | "threads",
+                None,
+            ) => {
                 return Err(bad("needs a value"));
             }
             ("keep_empty" | "allow_other", Some(_)) => return Err(bad("takes no value")),
@@ -469,6 +492,7 @@ pub fn parse_mount_options(lists: &[String], transport_max: u32) -> Result<Mount
         user,
         allow_other,
         bridge,
+        threads,
     })
 }
 
@@ -535,8 +559,10 @@ mod tests {
                 .unwrap();
         assert!(o.defaults.max_memory > 1 << 20 && o.defaults.max_memory <= 1 << 30);
         assert_eq!(o.user, None);
-        let ceiling = parse("max_memory=64M,user=nobody").unwrap();
+        assert_eq!(o.threads, DEFAULT_THREADS);
+        let ceiling = parse("max_memory=64M,user=nobody,threads=1").unwrap();
         assert_eq!(ceiling.defaults.max_memory, 64 << 20);
+        assert_eq!(ceiling.threads, 1);
         assert_eq!(ceiling.user.as_deref(), Some("nobody"));
         assert_eq!(o.defaults.limits.max_message_size, 1024);
         assert_eq!(
@@ -564,6 +590,8 @@ mod tests {
                 "-o max_memory: must hold at least one largest message",
             ),
             ("quota_messages=0", "at least 1"),
+            ("threads=0", "-o threads=0: expected 1 to 64"),
+            ("threads", "-o threads: needs a value"),
         ] {
             let err = parse(opts).unwrap_err();
             assert!(err.contains(needle), "{opts}: {err}");

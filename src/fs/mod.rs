@@ -431,9 +431,15 @@ impl Inner {
 
 /// Every slot is a stream of whole messages: no page cache, no file
 /// position (so one descriptor can read on one thread and write on
-/// another), no seeking.
+/// another), no seeking. Writers to one slot may run in parallel: the
+/// kernel then takes the inode lock shared for a write that ends within
+/// its cached size, which its own bookkeeping raises to the largest
+/// message written since the last getattr.
 fn open_flags() -> FopenFlags {
-    FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_STREAM | FopenFlags::FOPEN_NONSEEKABLE
+    FopenFlags::FOPEN_DIRECT_IO
+        | FopenFlags::FOPEN_STREAM
+        | FopenFlags::FOPEN_NONSEEKABLE
+        | FopenFlags::FOPEN_PARALLEL_DIRECT_WRITES
 }
 
 /// Logs a refusal once, at the adapter boundary, naming the process that

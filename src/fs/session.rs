@@ -12,10 +12,6 @@ use fuser::{BackgroundSession, Config, MountOption, Session, SessionACL};
 use super::MailslotFs;
 use crate::mountinfo;
 
-/// Event-loop threads: enough that a slow request never holds up others and
-/// two writers to one slot run in parallel on two cores.
-const EVENT_LOOP_THREADS: usize = 4;
-
 /// The largest message the kernel passes in one READ or WRITE request. It
 /// splits a direct-I/O transfer at `max_pages` pages (an unaligned user
 /// buffer costs one page), so anything larger would arrive as pieces.
@@ -58,9 +54,16 @@ pub struct Mounted {
 }
 
 /// Mounts `fs` at `dir`, shown in the mount table with `source` as its
-/// source. Returns once the kernel has completed the FUSE handshake, so the
-/// mount is usable when this returns.
-pub fn mount(fs: MailslotFs, dir: &Path, source: &str, allow_other: bool) -> io::Result<Mounted> {
+/// source, served by `threads` event-loop threads. Returns once the kernel
+/// has completed the FUSE handshake, so the mount is usable when this
+/// returns.
+pub fn mount(
+    fs: MailslotFs,
+    dir: &Path,
+    source: &str,
+    allow_other: bool,
+    threads: usize,
+) -> io::Result<Mounted> {
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName(source.to_owned()),
@@ -76,7 +79,7 @@ pub fn mount(fs: MailslotFs, dir: &Path, source: &str, allow_other: bool) -> io:
     } else {
         SessionACL::Owner
     };
-    config.n_threads = Some(EVENT_LOOP_THREADS);
+    config.n_threads = Some(threads);
     config.clone_fd = true;
     let session = Session::new(fs, dir, &config)?.spawn()?;
     Ok(Mounted {
