@@ -1,11 +1,14 @@
 //! mailslotfs against kernel IPC, measured in one run on one machine.
 //!
-//! `bench --bin target/release/mailslotfs [--runs N] [--quick]` mounts its own
-//! file systems in temporary directories, measures one-way throughput and
-//! ping-pong latency through mailslotfs, POSIX message queues and AF_UNIX
-//! datagram sockets, and the daemon's memory per queued message, then prints
-//! a table with ratios. Each figure is the median of N runs, with min–max.
-//! Driven by `scripts/bench.sh`.
+//! `bench --bin target/release/mailslotfs --floor target/release/examples/fuse_floor
+//! [--threads N] [--runs N] [--quick]` mounts its own file systems in
+//! temporary directories, measures one-way throughput and ping-pong latency
+//! through mailslotfs, the FUSE floor (the least a queue over FUSE can do,
+//! `examples/fuse_floor.rs`), POSIX message queues and AF_UNIX datagram
+//! sockets, and the daemon's memory per queued message, then prints a table
+//! with ratios. Both file systems run N event-loop threads (default 4). Each
+//! figure is the median of N runs, with min–max. Driven by
+//! `scripts/bench.sh`.
 
 use std::ffi::CString;
 use std::io;
@@ -24,16 +27,24 @@ fn main() {
             .position(|a| a == flag)
             .and_then(|i| args.get(i + 1).cloned())
     };
-    let Some(bin) = value("--bin") else {
-        eprintln!("usage: bench --bin PATH-TO-mailslotfs [--runs N] [--quick]");
+    let (Some(bin), Some(floor)) = (value("--bin"), value("--floor")) else {
+        eprintln!(
+            "usage: bench --bin PATH-TO-mailslotfs --floor PATH-TO-fuse_floor [--threads N] [--runs N] [--quick]"
+        );
         std::process::exit(2);
     };
+    let threads: usize = value("--threads").and_then(|t| t.parse().ok()).unwrap_or(4);
     let quick = args.iter().any(|a| a == "--quick");
     let runs: usize = value("--runs")
         .and_then(|r| r.parse().ok())
         .unwrap_or(if quick { 1 } else { 5 });
     let scale = if quick { 10 } else { 1 };
-    if let Err(e) = run(Path::new(&bin), runs, scale) {
+    let programs = Programs {
+        mailslotfs: PathBuf::from(bin),
+        floor: PathBuf::from(floor),
+        threads,
+    };
+    if let Err(e) = run(&programs, runs, scale) {
         eprintln!("bench: {e}");
         std::process::exit(1);
     }
@@ -74,10 +85,33 @@ fn human(v: f64) -> String {
     }
 }
 
+/// The two file systems to mount, and how many event-loop threads each runs.
+struct Programs {
+    mailslotfs: PathBuf,
+    floor: PathBuf,
+    threads: usize,
+}
+
+/// The mounts one run measures through.
+struct Mounts {
+    mailslot: Mount,
+    floor: Mount,
+}
+
+impl Mounts {
+    fn of(&self, t: Transport) -> &Mount {
+        match t {
+            Transport::FuseFloor => &self.floor,
+            _ => &self.mailslot,
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Transport {
     Mailslot,
     MailslotBatch,
+    FuseFloor,
     PosixMq,
     UnixDgram,
 }
@@ -87,16 +121,35 @@ impl Transport {
         match self {
             Transport::Mailslot => "mailslotfs",
             Transport::MailslotBatch => "mailslotfs batch",
+            Transport::FuseFloor => "FUSE floor",
             Transport::PosixMq => "POSIX mq",
             Transport::UnixDgram => "AF_UNIX dgram",
         }
     }
 }
 
-fn run(bin: &Path, runs: usize, scale: usize) -> io::Result<()> {
-    let mount = Mount::start(bin, "quota_messages=1000000,quota_bytes=256M")?;
+fn run(programs: &Programs, runs: usize, scale: usize) -> io::Result<()> {
+    let threads = programs.threads;
+    let mounts = Mounts {
+        mailslot: Mount::start(|dir| {
+            let mut c = Command::new(&programs.mailslotfs);
+            c.args(["mount", "--foreground", "-o"])
+                .arg(format!(
+                    "quota_messages=1000000,quota_bytes=256M,threads={threads}"
+                ))
+                .arg(dir);
+            c
+        })?,
+        floor: Mount::start(|dir| {
+            let mut c = Command::new(&programs.floor);
+            c.arg(dir).arg(threads.to_string());
+            c
+        })?,
+    };
+    println!("Both file systems run {threads} FUSE event-loop thread(s).");
     let transports = [
         Transport::Mailslot,
+        Transport::FuseFloor,
         Transport::PosixMq,
         Transport::UnixDgram,
         Transport::MailslotBatch,
@@ -111,9 +164,10 @@ fn run(bin: &Path, runs: usize, scale: usize) -> io::Result<()> {
         for writers in [1usize, 2] {
             for t in transports {
                 // Size each run to about half a second from a short trial.
-                let trial = one_way(t, &mount, size, writers, 2_000)?;
+                let mount = mounts.of(t);
+                let trial = one_way(t, mount, size, writers, 2_000)?;
                 let count = ((trial * 0.5 / scale as f64) as usize).clamp(2_000, 4_000_000);
-                let fig = Figure::measure(runs, || one_way(t, &mount, size, writers, count))?;
+                let fig = Figure::measure(runs, || one_way(t, mount, size, writers, count))?;
                 println!(
                     "{:<18} {:>7} {:>8}  {}",
                     t.name(),
@@ -137,7 +191,8 @@ fn run(bin: &Path, runs: usize, scale: usize) -> io::Result<()> {
         for writers in [1usize, 2] {
             let ms = rate(Transport::Mailslot, size, writers);
             println!(
-                "  {size:>5} B, {writers} writer(s): mailslotfs/mq {:.3}  mailslotfs/unix {:.3}  batch/mq {:.3}",
+                "  {size:>5} B, {writers} writer(s): mailslotfs/floor {:.2}  mailslotfs/mq {:.3}  mailslotfs/unix {:.3}  batch/mq {:.3}",
+                ms / rate(Transport::FuseFloor, size, writers),
                 ms / rate(Transport::PosixMq, size, writers),
                 ms / rate(Transport::UnixDgram, size, writers),
                 rate(Transport::MailslotBatch, size, writers)
@@ -154,12 +209,13 @@ fn run(bin: &Path, runs: usize, scale: usize) -> io::Result<()> {
     let iters = 20_000 / scale;
     for t in [
         Transport::Mailslot,
+        Transport::FuseFloor,
         Transport::PosixMq,
         Transport::UnixDgram,
     ] {
         let mut p99s = Vec::new();
         let median = Figure::measure(runs, || {
-            let mut rtts = ping_pong(t, &mount, iters)?;
+            let mut rtts = ping_pong(t, mounts.of(t), iters)?;
             rtts.sort_by(f64::total_cmp);
             p99s.push(rtts[rtts.len() * 99 / 100]);
             Ok(rtts[rtts.len() / 2])
@@ -177,9 +233,11 @@ fn run(bin: &Path, runs: usize, scale: usize) -> io::Result<()> {
             p99.show("µs")
         );
     }
-    drop(mount);
+    drop(mounts);
     println!();
-    let per_message = Figure::measure(runs.min(3), || memory_per_message(bin, 1_000_000 / scale))?;
+    let per_message = Figure::measure(runs.min(3), || {
+        memory_per_message(&programs.mailslotfs, 1_000_000 / scale)
+    })?;
     println!(
         "Daemon memory per queued 64 B message: {} (payload 64 B, overhead {:.1} B)",
         per_message.show("B"),
@@ -188,25 +246,24 @@ fn run(bin: &Path, runs: usize, scale: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// A mailslotfs daemon in the foreground on a temp dir, stopped on drop.
+/// A file system daemon in the foreground on a temp dir, stopped on drop.
 struct Mount {
     dir: PathBuf,
     child: Child,
 }
 
 impl Mount {
-    fn start(bin: &Path, options: &str) -> io::Result<Mount> {
+    /// Runs the command `daemon` builds for a fresh directory, and waits
+    /// for the mount.
+    fn start(daemon: impl FnOnce(&Path) -> Command) -> io::Result<Mount> {
+        static MOUNTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "mailslotfs-bench-{}-{}",
             std::process::id(),
-            Instant::now().elapsed().as_nanos()
+            MOUNTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir)?;
-        let child = Command::new(bin)
-            .args(["mount", "--foreground", "-o", options])
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .spawn()?;
+        let child = daemon(&dir).stdin(Stdio::null()).spawn()?;
         let mount = Mount { dir, child };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !is_mounted(&mount.dir) {
@@ -391,7 +448,7 @@ fn one_way(
         }
     ];
     match t {
-        Transport::Mailslot | Transport::MailslotBatch => {
+        Transport::Mailslot | Transport::MailslotBatch | Transport::FuseFloor => {
             let path = mount.path(&format!("oneway-{size}-{writers}"));
             let server = open(&path, libc::O_CREAT | libc::O_EXCL | libc::O_RDONLY)?;
             let batch = t == Transport::MailslotBatch;
@@ -489,7 +546,7 @@ fn ping_pong(t: Transport, mount: &Mount, iters: usize) -> io::Result<Vec<f64>> 
     let mut buf = vec![0u8; 65536];
     let mut rtts = Vec::with_capacity(iters);
     match t {
-        Transport::Mailslot | Transport::MailslotBatch => {
+        Transport::Mailslot | Transport::MailslotBatch | Transport::FuseFloor => {
             let ping = mount.path("ping");
             let pong = mount.path("pong");
             let here = open(&ping, libc::O_CREAT | libc::O_EXCL | libc::O_RDONLY)?;
@@ -562,7 +619,17 @@ fn ping_pong(t: Transport, mount: &Mount, iters: usize) -> io::Result<Vec<f64>> 
 
 /// RSS growth of a fresh daemon per queued 64 B message.
 fn memory_per_message(bin: &Path, count: usize) -> io::Result<f64> {
-    let mount = Mount::start(bin, "quota_messages=2000000,quota_bytes=1G")?;
+    let mount = Mount::start(|dir| {
+        let mut c = Command::new(bin);
+        c.args([
+            "mount",
+            "--foreground",
+            "-o",
+            "quota_messages=2000000,quota_bytes=1G",
+        ])
+        .arg(dir);
+        c
+    })?;
     let server = open(&mount.path("hoard"), libc::O_CREAT | libc::O_RDONLY)?;
     let client = open(&mount.path("hoard"), libc::O_WRONLY)?;
     let before = mount.rss_bytes()?;
