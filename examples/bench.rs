@@ -279,6 +279,14 @@ impl Mount {
         self.dir.join(name)
     }
 
+    /// A name no earlier run used: the file system learns that a run's
+    /// server closed only when the kernel's asynchronous release arrives.
+    fn fresh_path(&self, name: &str) -> PathBuf {
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.dir.join(format!("{name}-{run}"))
+    }
+
     fn rss_bytes(&self) -> io::Result<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
         let kib: f64 = status
@@ -449,7 +457,7 @@ fn one_way(
     ];
     match t {
         Transport::Mailslot | Transport::MailslotBatch | Transport::FuseFloor => {
-            let path = mount.path(&format!("oneway-{size}-{writers}"));
+            let path = mount.fresh_path(&format!("oneway-{size}-{writers}"));
             let server = open(&path, libc::O_CREAT | libc::O_EXCL | libc::O_RDONLY)?;
             let batch = t == Transport::MailslotBatch;
             if batch {
@@ -547,8 +555,8 @@ fn ping_pong(t: Transport, mount: &Mount, iters: usize) -> io::Result<Vec<f64>> 
     let mut rtts = Vec::with_capacity(iters);
     match t {
         Transport::Mailslot | Transport::MailslotBatch | Transport::FuseFloor => {
-            let ping = mount.path("ping");
-            let pong = mount.path("pong");
+            let ping = mount.fresh_path("ping");
+            let pong = mount.fresh_path("pong");
             let here = open(&ping, libc::O_CREAT | libc::O_EXCL | libc::O_RDONLY)?;
             let there = open(&pong, libc::O_CREAT | libc::O_EXCL | libc::O_RDONLY)?;
             let (pids, gate) = fork_writers(1, |_| {
