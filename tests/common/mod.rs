@@ -240,8 +240,8 @@ pub fn force_unmount(dir: &Path) {
     }
 }
 
-/// Temporary directories, and any daemon still serving one, removed on
-/// drop — also when the test fails half-way.
+/// Temporary directories, any daemon still serving one and anything still
+/// mounted in one, removed on drop — also when the test fails half-way.
 pub struct Scratch(pub Vec<PathBuf>);
 
 impl Drop for Scratch {
@@ -250,10 +250,24 @@ impl Drop for Scratch {
             for pid in processes_mentioning(dir) {
                 kill(pid, libc::SIGKILL);
             }
+            for inner in mounts_under(dir) {
+                force_unmount(&inner);
+            }
             force_unmount(dir);
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// Mount points strictly inside `dir`.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(unescape(p)))
+        .filter(|p| p.starts_with(dir) && p != dir)
+        .collect()
 }
 
 /// Processes whose command line names `dir` (our daemons, found by the
