@@ -189,6 +189,18 @@ fn mount_option_timeout_gives_etimedout() {
 }
 
 #[test]
+fn a_read_parked_after_a_quiet_second_still_times_out() {
+    // After a second with nothing to watch the watchdog sleeps without a
+    // timeout (so that, while busy, parking a read costs no wakeup); the
+    // first read parked after that must wake it. Its idleness cannot be
+    // observed from outside, hence the plain wait.
+    let m = mount!("timeout=200");
+    let s = create_slot(&m.path("quiet"));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_times_out(&m.path("quiet"), &s, 200);
+}
+
+#[test]
 fn xattr_timeout_gives_etimedout_and_zero_is_eagain() {
     let m = mount!();
     let s = create_slot(&m.path("x"));
