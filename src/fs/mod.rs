@@ -88,6 +88,7 @@ pub(crate) struct Inner {
     table: Table<Fuse>,
     config: FsConfig,
     watchdog: Watchdog,
+    delivery_check: signals::DeliveryCheck,
     shutting_down: AtomicBool,
     net: Option<Net>,
 }
@@ -132,6 +133,7 @@ impl MailslotFs {
             table: Table::new(config.defaults, config.owner, born),
             config,
             watchdog: Watchdog::default(),
+            delivery_check: signals::DeliveryCheck::default(),
             shutting_down: AtomicBool::new(false),
             net,
         });
@@ -171,7 +173,7 @@ impl Inner {
     fn deliver(&self, delivery: &Delivery) -> Result<(), SlotError> {
         let slot = self.table.slot_at(&delivery.path)?;
         let wakeups = slot.lock().write(&delivery.data, now(), |parked| {
-            signals::about_to_be_interrupted(parked.tid)
+            self.delivery_check.about_to_be_interrupted(parked.tid)
         })?;
         self.wake(wakeups);
         Ok(())
@@ -359,7 +361,8 @@ impl Inner {
         if handle.role != Role::Client {
             return reply.error(refuse("write", tid, SlotError::WrongRole));
         }
-        let interrupted = |parked: &ParkedRead| signals::about_to_be_interrupted(parked.tid);
+        let interrupted =
+            |parked: &ParkedRead| self.delivery_check.about_to_be_interrupted(parked.tid);
         let mut slot = handle.slot.lock();
         if may_wait && slot.closing_by(tid) {
             drop(slot);

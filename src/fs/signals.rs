@@ -42,24 +42,53 @@ pub(crate) fn pending(tid: u32) -> bool {
     (mask(b"SigPnd:") | mask(b"ShdPnd:")) & !mask(b"SigBlk:") != 0
 }
 
-/// Whether thread `tid` is about to die or has an unblocked signal of its
-/// own pending, so that a message handed to it now could be lost. Cheap
-/// enough for every delivery to a parked reader; see the module comment.
-pub(crate) fn about_to_be_interrupted(tid: u32) -> bool {
-    if tid == 0 {
-        return false;
-    }
-    let mut buf = [0u8; 1024];
-    for attempt in 0..2 {
-        let Some(file) = STAT_FILES.open(tid, attempt > 0) else {
-            return true;
-        };
-        if let Ok(n) = file.read_at(&mut buf, 0) {
-            return own_signals_pending(&buf[..n]).unwrap_or(true);
+/// Tells, right before a message is handed to a parked reader, whether its
+/// thread is about to die or has an unblocked signal of its own pending, so
+/// that the message could be lost. Cheap enough for every delivery: it keeps
+/// a `/proc/<tid>/stat` descriptor open per thread that read lately (see the
+/// module comment).
+#[derive(Default)]
+pub(crate) struct DeliveryCheck {
+    stat_files: Mutex<HashMap<u32, Arc<File>>>,
+}
+
+/// How many threads' descriptors are kept before all are dropped at once.
+const STAT_FILES_KEPT: usize = 64;
+
+impl DeliveryCheck {
+    /// Whether a message handed to thread `tid` now could be lost. A `tid`
+    /// of 0 (a pid namespace we cannot see) never counts.
+    pub(crate) fn about_to_be_interrupted(&self, tid: u32) -> bool {
+        if tid == 0 {
+            return false;
         }
-        // Its thread is gone; a new thread may have its number now.
+        let mut buf = [0u8; 1024];
+        for attempt in 0..2 {
+            let Some(file) = self.stat_file(tid, attempt > 0) else {
+                return true;
+            };
+            if let Ok(n) = file.read_at(&mut buf, 0) {
+                return own_signals_pending(&buf[..n]).unwrap_or(true);
+            }
+            // Its thread is gone; a new thread may have its number now.
+        }
+        true
     }
-    true
+
+    /// The descriptor for `tid`, opened anew when `fresh` or not yet open;
+    /// `None` when the thread is gone.
+    fn stat_file(&self, tid: u32, fresh: bool) -> Option<Arc<File>> {
+        let mut files = self.stat_files.lock();
+        if !fresh && let Some(file) = files.get(&tid) {
+            return Some(file.clone());
+        }
+        if files.len() >= STAT_FILES_KEPT {
+            files.clear();
+        }
+        let file = Arc::new(File::open(format!("/proc/{tid}/stat")).ok()?);
+        files.insert(tid, file.clone());
+        Some(file)
+    }
 }
 
 /// `signal & !blocked` from one `/proc/<tid>/stat` line: fields 31 and 32,
@@ -74,32 +103,6 @@ fn own_signals_pending(stat: &[u8]) -> Option<bool> {
     Some(signal & !blocked != 0)
 }
 
-/// Open `/proc/<tid>/stat` descriptors of the threads that read lately.
-static STAT_FILES: StatFiles = StatFiles(Mutex::new(None));
-
-/// How many threads' descriptors are kept before all are dropped at once.
-const STAT_FILES_KEPT: usize = 256;
-
-struct StatFiles(Mutex<Option<HashMap<u32, Arc<File>>>>);
-
-impl StatFiles {
-    /// The descriptor for `tid`, opened anew when `fresh` or not yet open;
-    /// `None` when the thread is gone.
-    fn open(&self, tid: u32, fresh: bool) -> Option<Arc<File>> {
-        let mut files = self.0.lock();
-        let files = files.get_or_insert_with(HashMap::new);
-        if !fresh && let Some(file) = files.get(&tid) {
-            return Some(file.clone());
-        }
-        if files.len() >= STAT_FILES_KEPT {
-            files.clear();
-        }
-        let file = Arc::new(File::open(format!("/proc/{tid}/stat")).ok()?);
-        files.insert(tid, file.clone());
-        Some(file)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,9 +114,10 @@ mod tests {
         assert!(!pending(tid));
         assert!(pending(u32::MAX - 1));
         assert!(!pending(0));
-        assert!(!about_to_be_interrupted(tid));
-        assert!(about_to_be_interrupted(u32::MAX - 1));
-        assert!(!about_to_be_interrupted(0));
+        let check = DeliveryCheck::default();
+        assert!(!check.about_to_be_interrupted(tid));
+        assert!(check.about_to_be_interrupted(u32::MAX - 1));
+        assert!(!check.about_to_be_interrupted(0));
     }
 
     #[test]
@@ -132,10 +136,12 @@ mod tests {
         while !state().contains(") T ") && std::time::Instant::now() < deadline {
             std::thread::yield_now();
         }
-        assert!(!about_to_be_interrupted(pid), "{}", state());
+        let check = DeliveryCheck::default();
+        assert!(!check.about_to_be_interrupted(pid), "{}", state());
         // SAFETY: as above.
         unsafe { libc::syscall(libc::SYS_tgkill, pid, pid, libc::SIGTERM) };
-        assert!(about_to_be_interrupted(pid), "{}", state());
+        // The descriptor opened above is reused: a kept one must see news.
+        assert!(check.about_to_be_interrupted(pid), "{}", state());
         child.kill().unwrap();
         child.wait().unwrap();
     }
@@ -176,7 +182,7 @@ mod tests {
                 libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
                 libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR2);
                 assert!(!pending(tid), "blocked signals must not interrupt");
-                assert!(!about_to_be_interrupted(tid));
+                assert!(!DeliveryCheck::default().about_to_be_interrupted(tid));
                 let mut got = 0;
                 libc::sigwait(&set, &mut got);
                 assert_eq!(got, libc::SIGUSR2);
