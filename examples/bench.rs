@@ -131,15 +131,10 @@ impl Transport {
 fn run(programs: &Programs, runs: usize, scale: usize) -> io::Result<()> {
     let threads = programs.threads;
     let mounts = Mounts {
-        mailslot: Mount::start(|dir| {
-            let mut c = Command::new(&programs.mailslotfs);
-            c.args(["mount", "--foreground", "-o"])
-                .arg(format!(
-                    "quota_messages=1000000,quota_bytes=256M,threads={threads}"
-                ))
-                .arg(dir);
-            c
-        })?,
+        mailslot: Mount::mailslotfs(
+            &programs.mailslotfs,
+            &format!("quota_messages=1000000,quota_bytes=256M,threads={threads}"),
+        )?,
         floor: Mount::start(|dir| {
             let mut c = Command::new(&programs.floor);
             c.arg(dir).arg(threads.to_string());
@@ -253,6 +248,15 @@ struct Mount {
 }
 
 impl Mount {
+    /// `mailslotfs mount --foreground -o OPTIONS` on a fresh directory.
+    fn mailslotfs(bin: &Path, options: &str) -> io::Result<Mount> {
+        Mount::start(|dir| {
+            let mut c = Command::new(bin);
+            c.args(["mount", "--foreground", "-o", options]).arg(dir);
+            c
+        })
+    }
+
     /// Runs the command `daemon` builds for a fresh directory, and waits
     /// for the mount.
     fn start(daemon: impl FnOnce(&Path) -> Command) -> io::Result<Mount> {
@@ -627,17 +631,7 @@ fn ping_pong(t: Transport, mount: &Mount, iters: usize) -> io::Result<Vec<f64>> 
 
 /// RSS growth of a fresh daemon per queued 64 B message.
 fn memory_per_message(bin: &Path, count: usize) -> io::Result<f64> {
-    let mount = Mount::start(|dir| {
-        let mut c = Command::new(bin);
-        c.args([
-            "mount",
-            "--foreground",
-            "-o",
-            "quota_messages=2000000,quota_bytes=1G",
-        ])
-        .arg(dir);
-        c
-    })?;
+    let mount = Mount::mailslotfs(bin, "quota_messages=2000000,quota_bytes=1G")?;
     let server = open(&mount.path("hoard"), libc::O_CREAT | libc::O_RDONLY)?;
     let client = open(&mount.path("hoard"), libc::O_WRONLY)?;
     let before = mount.rss_bytes()?;
