@@ -16,6 +16,7 @@ pub mod bridge;
 pub mod cli;
 pub mod daemon;
 pub mod fs;
+pub mod kernel;
 pub mod logger;
 pub mod mountinfo;
 pub mod notify;

@@ -1,0 +1,2 @@
+//! The kernel interface: FUSE transports, nothing that knows mailslots.
+pub mod uring;
