@@ -4,12 +4,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::bridge::net::Link;
 use crate::cli::{Command, MountArgs, parse_mount_options};
-use crate::fs::session::{self, Mounted};
 use crate::fs::{Control, FsConfig, MailslotFs};
+use crate::kernel::mount::{self as session, MountConfig, Mounted};
 use crate::privileges::{self, UnmountHelper};
 use crate::{daemon, logger, mountinfo, notify, tools};
 
@@ -77,7 +76,13 @@ fn mount(args: MountArgs) -> Result<(), String> {
             if let Some(link) = &link {
                 start_bridge(link, &control)?;
             }
-            let mounted = session::mount(fs, &dir, source, options.allow_other, options.threads)
+            let config = MountConfig {
+                fsname: source,
+                subtype: "mailslotfs",
+                allow_other: options.allow_other,
+                threads: options.threads,
+            };
+            let mounted = session::mount(&dir, &config, |n| fs.serve(n), wake_this_thread())
                 .map_err(|e| mount_error(&dir, &e, options.allow_other))?;
             let helper = match &user {
                 Some(user) => Some(privileges::become_user(user, &dir)?),
@@ -209,14 +214,30 @@ fn mount_error(dir: &Path, error: &std::io::Error, allow_other: bool) -> String 
     format!("{}: cannot mount: {why}", dir.display())
 }
 
-/// Blocks SIGINT, SIGTERM and SIGHUP in this thread and every thread it
-/// starts, so that they are only ever taken by `wait_for_stop`.
+/// The signal the last FUSE loop sends this thread when the mount is gone.
+const MOUNT_ENDED: libc::c_int = libc::SIGUSR1;
+
+/// What the kernel interface runs when the connection ends: wakes
+/// `wait_for_stop` on this thread, which otherwise sleeps without a timeout.
+fn wake_this_thread() -> Arc<dyn Fn() + Send + Sync> {
+    // SAFETY: getpid and gettid have no preconditions.
+    let (pid, tid) = unsafe { (libc::getpid(), libc::gettid()) };
+    Arc::new(move || {
+        // SAFETY: a plain signal to a thread of this process; it is blocked
+        // everywhere and taken by sigwaitinfo.
+        unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, MOUNT_ENDED) };
+    })
+}
+
+/// Blocks SIGINT, SIGTERM, SIGHUP (and the mount's end signal) in this
+/// thread and every thread it starts, so that they are only ever taken by
+/// `wait_for_stop`.
 fn block_stop_signals() -> libc::sigset_t {
     // SAFETY: sigset_t is plain data; the calls only fill and apply it.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, MOUNT_ENDED] {
             libc::sigaddset(&mut set, signal);
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
@@ -224,23 +245,19 @@ fn block_stop_signals() -> libc::sigset_t {
     }
 }
 
-/// Waits for a stop signal, or for the mount to go away under us.
+/// Waits for a stop signal, or for the mount to go away under us. Sleeps
+/// with no timeout: an idle daemon is never woken.
 fn wait_for_stop(signals: &libc::sigset_t, mounted: &Mounted) {
-    let poll = Duration::from_millis(200);
-    let timeout = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: poll.as_nanos() as libc::c_long,
-    };
     loop {
-        // SAFETY: `signals` and `timeout` are valid for the call; a null
-        // siginfo pointer is allowed.
-        let signal = unsafe { libc::sigtimedwait(signals, std::ptr::null_mut(), &timeout) };
-        if signal > 0 {
-            log::info!("signal {signal}: unmounting");
-            return;
-        }
         if mounted.is_finished() {
             log::info!("unmounted from outside: exiting");
+            return;
+        }
+        // SAFETY: `signals` is valid for the call; a null siginfo pointer is
+        // allowed.
+        let signal = unsafe { libc::sigwaitinfo(signals, std::ptr::null_mut()) };
+        if signal > 0 && signal != MOUNT_ENDED {
+            log::info!("signal {signal}: unmounting");
             return;
         }
     }

@@ -1,9 +1,11 @@
 //! mailslotfs: Windows mailslots on Linux as a FUSE file system.
 //!
 //! Layers, with data flowing one way through them:
-//! - [`slot`]: the pure core (names, queues, limits, lifetime); no fuser, no
+//! - [`slot`]: the pure core (names, queues, limits, lifetime); no FUSE, no
 //!   sockets, time passed in.
-//! - [`fs`]: the FUSE adapter, the only place fuser types appear.
+//! - [`kernel`]: the FUSE protocol and its transport (mounting, requests,
+//!   replies), knowing nothing about mailslots.
+//! - [`fs`]: the adapter giving FUSE requests their mailslot meaning.
 //! - [`wire`]: the sans-IO NetBIOS/SMB mailslot codec.
 //! - [`bridge`]: the network bridge: a sans-IO state machine deciding what
 //!   goes where, and a thin socket layer around it ([`bridge::net`]).

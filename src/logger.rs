@@ -1,7 +1,7 @@
 //! A small `log` backend: one line per record on stderr while the daemon
 //! has a terminal, and syslog (the journal, where systemd runs) once it is
-//! detached. fuser's own records are kept to errors unless `--debug` asks
-//! for its request trace.
+//! detached. The kernel interface's per-request trace is at trace level,
+//! which only `--debug` turns on.
 
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,21 +13,15 @@ static TO_SYSLOG: AtomicBool = AtomicBool::new(false);
 
 struct Logger {
     level: LevelFilter,
-    fuser_level: LevelFilter,
 }
 
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        let limit = if metadata.target().starts_with("fuser") {
-            self.fuser_level
-        } else {
-            self.level
-        };
-        metadata.level() <= limit
+        metadata.level() <= self.level
     }
 
     fn log(&self, record: &Record<'_>) {
-        if !self.enabled(record.metadata()) || is_reply_to_a_forgotten_request(record) {
+        if !self.enabled(record.metadata()) {
             return;
         }
         let level = record.level().as_str().to_ascii_lowercase();
@@ -49,18 +43,6 @@ impl Log for Logger {
     fn flush(&self) {}
 }
 
-/// fuser's error for a reply the kernel no longer wants (ENOENT): the
-/// request was answered for a caller that has since been killed, or while
-/// the mount was going away. Nothing is wrong, so it is not worth a line.
-fn is_reply_to_a_forgotten_request(record: &Record<'_>) -> bool {
-    record.target().starts_with("fuser")
-        && record.level() == Level::Error
-        && record
-            .args()
-            .to_string()
-            .starts_with("Failed to send FUSE reply: No such file or directory")
-}
-
 fn priority(level: Level) -> libc::c_int {
     match level {
         Level::Error => libc::LOG_ERR,
@@ -71,22 +53,17 @@ fn priority(level: Level) -> libc::c_int {
 }
 
 /// Installs the logger: warnings only by default, info with `-v`, debug
-/// (every refused request, with its pid) with `-vv`, and fuser's
-/// per-request trace as well with `--debug`.
+/// (every refused request, with its pid) with `-vv`, and every FUSE
+/// request as well with `--debug`.
 pub fn init(verbose: u8, debug: bool) {
     let level = match (verbose, debug) {
-        (_, true) | (2.., _) => LevelFilter::Debug,
+        (_, true) => LevelFilter::Trace,
+        (2.., _) => LevelFilter::Debug,
         (1, _) => LevelFilter::Info,
         (0, _) => LevelFilter::Warn,
     };
-    let fuser_level = if debug {
-        LevelFilter::Debug
-    } else {
-        LevelFilter::Error
-    };
-    let logger = Box::new(Logger { level, fuser_level });
-    if log::set_boxed_logger(logger).is_ok() {
-        log::set_max_level(level.max(fuser_level));
+    if log::set_boxed_logger(Box::new(Logger { level })).is_ok() {
+        log::set_max_level(level);
     }
 }
 
@@ -96,28 +73,4 @@ pub fn use_syslog() {
     // SAFETY: the identity is a static C string, as openlog requires.
     unsafe { libc::openlog(c"mailslotfs".as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
     TO_SYSLOG.store(true, Ordering::Relaxed);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn forgotten(target: &str, level: Level, text: &str) -> bool {
-        is_reply_to_a_forgotten_request(
-            &Record::builder()
-                .target(target)
-                .level(level)
-                .args(format_args!("{text}"))
-                .build(),
-        )
-    }
-
-    #[test]
-    fn only_fusers_enoent_on_reply_is_silenced() {
-        let enoent = "Failed to send FUSE reply: No such file or directory (os error 2)";
-        assert!(forgotten("fuser::reply", Level::Error, enoent));
-        assert!(!forgotten("mailslotfs", Level::Error, enoent));
-        let other = "Failed to send FUSE reply: Bad file descriptor (os error 9)";
-        assert!(!forgotten("fuser::reply", Level::Error, other));
-    }
 }

@@ -1,9 +1,10 @@
-//! The FUSE adapter: the only module that knows fuser. Each handler decodes
-//! the request, calls the core, and replies; errors go through `errno`.
+//! The adapter: gives the kernel interface's typed requests their mailslot
+//! meaning. Each request is matched, handed to the core, and answered;
+//! errors go through `errno`.
 //!
 //! Nothing here blocks. A read on an empty slot parks its reply inside the
-//! slot; whichever thread makes it ready (a writer, the watchdog, shutdown)
-//! answers it.
+//! slot; whichever thread makes it ready (a writer, an INTERRUPT, the timer,
+//! shutdown) answers it.
 //!
 //! With the network bridge, `.net` at the root is a virtual tree
 //! (`net_tree`): writes on its endpoints go to the bridge, and messages
@@ -13,60 +14,59 @@
 mod errno;
 mod net_tree;
 mod procfs;
-pub mod session;
 mod signals;
-mod watchdog;
+mod timer;
 
-use std::collections::HashMap;
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use fuser::{
-    AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation,
-    INodeNo, IoctlFlags, LockOwner, OpenAccMode, OpenFlags, PollEvents, PollFlags, PollNotifier,
-    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
-    ReplyIoctl, ReplyOpen, ReplyPoll, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
-    WriteFlags,
-};
 use log::debug;
 use parking_lot::Mutex;
 
 use crate::bridge::Delivery;
 use crate::bridge::net::Link;
+use crate::kernel::abi::{IOCTL_UNRESTRICTED, POLL_SCHEDULE_NOTIFY, fopen};
+use crate::kernel::channel::{Handler, Notifier};
+use crate::kernel::reply::{DirEntries, FileAttr, FileKind, Reply};
+use crate::kernel::request::{Operation, Request, SetAttr};
 use crate::slot::batch;
 use crate::slot::limits::InfoAttr;
 use crate::slot::queue::{ReadOutcome, Wakeups};
 use crate::slot::table::{Attr, Creator, Fh, Ino, Kind, ROOT, Role, SlotDefaults, Table};
 use crate::slot::{Now, Parking, SlotError};
 use net_tree::{NET_DIR, NET_ROOT, NetTree, is_net};
-use watchdog::Watchdog;
-
-/// Attributes and entries are never cached: `st_size` is the next message's
-/// size and names come and go with their servers.
-const NO_CACHE: Duration = Duration::ZERO;
+use timer::Timer;
 
 /// How long a lookup or create waits for the release of a slot that the same
 /// thread has just closed, before answering as if it were still open.
 const RELEASE_GRACE: Duration = Duration::from_millis(100);
 
-/// A read parked in a slot: the reply, and the thread to watch for signals.
+/// How long an INTERRUPT for a request not yet parked is remembered: it
+/// can only overtake its request by the time one thread takes to pass a
+/// request on.
+const EARLY_INTERRUPT_KEPT: Duration = Duration::from_secs(1);
+/// At most this many early interrupts are remembered.
+const EARLY_INTERRUPTS_MAX: usize = 1024;
+
+/// A read parked in a slot: the reply (whose id an INTERRUPT names), and
+/// the thread to check for a fatal signal before a message is handed over.
 pub(crate) struct ParkedRead {
-    reply: ReplyData,
+    reply: Reply,
     tid: u32,
 }
 
-/// fuser's types for the core's parked readers and poll waiters.
+/// The kernel interface's types for the core's parked readers and poll
+/// waiters (the kernel's poll handle).
 pub(crate) struct Fuse;
 
 impl Parking for Fuse {
     type Reader = ParkedRead;
-    type Poller = PollNotifier;
+    type Poller = u64;
 
-    fn same_poller(a: &PollNotifier, b: &PollNotifier) -> bool {
-        a.handle().0 == b.handle().0
+    fn same_poller(a: &u64, b: &u64) -> bool {
+        a == b
     }
 }
 
@@ -83,12 +83,15 @@ pub struct FsConfig {
     pub owner: (u32, u32),
 }
 
-/// The state the handlers, the watchdog and shutdown share.
+/// The state the handlers, the timer and shutdown share.
 pub(crate) struct Inner {
     table: Table<Fuse>,
     config: FsConfig,
-    watchdog: Watchdog,
+    timer: Timer,
     delivery_check: signals::DeliveryCheck,
+    /// INTERRUPTs that arrived before their read was parked.
+    early_interrupts: Mutex<VecDeque<(u64, Instant)>>,
+    notifier: Mutex<Option<Notifier>>,
     shutting_down: AtomicBool,
     net: Option<Net>,
 }
@@ -108,7 +111,7 @@ struct Net {
     next_fh: AtomicU64,
 }
 
-/// The file system handed to fuser.
+/// The file system the kernel interface serves.
 pub struct MailslotFs(Arc<Inner>);
 
 /// The daemon's handle on a mounted file system, for shutdown.
@@ -116,7 +119,7 @@ pub struct MailslotFs(Arc<Inner>);
 pub struct Control(Arc<Inner>);
 
 impl MailslotFs {
-    /// A new, empty mailslot namespace, with its watchdog thread running;
+    /// A new, empty mailslot namespace, with its timer thread running;
     /// with a bridge `link`, it also has the `.net` directory.
     pub fn new(
         config: FsConfig,
@@ -132,13 +135,24 @@ impl MailslotFs {
         let inner = Arc::new(Inner {
             table: Table::new(config.defaults, config.owner, born),
             config,
-            watchdog: Watchdog::default(),
+            timer: Timer::default(),
             delivery_check: signals::DeliveryCheck::default(),
+            early_interrupts: Mutex::new(VecDeque::new()),
+            notifier: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
             net,
         });
-        watchdog::start(Arc::clone(&inner))?;
+        timer::start(Arc::clone(&inner))?;
         Ok((MailslotFs(Arc::clone(&inner)), Control(inner)))
+    }
+}
+
+impl MailslotFs {
+    /// The handler for the kernel interface, once the connection's
+    /// notifier (for poll wake-ups) exists.
+    pub fn serve(self, notifier: Notifier) -> Arc<dyn Handler> {
+        *self.0.notifier.lock() = Some(notifier);
+        Arc::new(self)
     }
 }
 
@@ -152,7 +166,7 @@ impl Control {
             let wakeups = slot.lock().shut_down();
             self.0.wake(wakeups);
         }
-        self.0.watchdog.stop();
+        self.0.timer.stop();
     }
 
     /// Writes a message that came from the network into the local slot
@@ -196,8 +210,8 @@ impl Inner {
 
     /// Sends one write on a `.net` endpoint; a write to our own name or
     /// domain is also delivered here, before the write returns.
-    fn net_write(&self, net: &Net, fh: Fh, data: &[u8]) -> Result<(), fuser::Errno> {
-        let ino = net.handles.lock().get(&fh).copied().ok_or(Errno::EBADF)?;
+    fn net_write(&self, net: &Net, fh: Fh, data: &[u8]) -> Result<(), i32> {
+        let ino = net.handles.lock().get(&fh).copied().ok_or(libc::EBADF)?;
         let (target, path) = net.tree.lock().destination(ino).map_err(errno::errno)?;
         let path: Vec<&str> = path.iter().map(String::as_str).collect();
         let local = net.link.send(&target, &path, data).map_err(|e| {
@@ -221,47 +235,91 @@ impl Inner {
     /// Called with no lock held.
     fn wake(&self, wakeups: Wakeups<Fuse>) {
         for (parked, result) in wakeups.readers {
-            self.watchdog.unparked();
             answer_read(parked.reply, result, parked.tid);
         }
-        for poller in wakeups.pollers {
-            if let Err(e) = poller.notify() {
-                debug!("poll notification failed: {e}");
+        if !wakeups.pollers.is_empty()
+            && let Some(notifier) = &*self.notifier.lock()
+        {
+            for kh in wakeups.pollers {
+                notifier.poll_wakeup(kh);
             }
         }
     }
 
-    /// Replies to getattr/setattr with the attributes, or the refusal.
-    fn answer_attr(&self, reply: ReplyAttr, result: Result<Attr, SlotError>, op: &str, tid: u32) {
+    /// A signal reached the caller of request `unique`: its parked read is
+    /// answered EINTR, the message staying queued; an INTERRUPT that
+    /// overtook its read is kept for the read to find when it parks.
+    fn interrupt(&self, unique: u64) {
+        let mut early = self.early_interrupts.lock();
+        if self.interrupt_parked(unique, None) {
+            return;
+        }
+        let now = Instant::now();
+        while early.len() >= EARLY_INTERRUPTS_MAX
+            || early
+                .front()
+                .is_some_and(|(_, at)| now.duration_since(*at) > EARLY_INTERRUPT_KEPT)
+        {
+            early.pop_front();
+        }
+        early.push_back((unique, now));
+    }
+
+    /// Answers EINTR the parked read `unique`, looking in `slot` or, when
+    /// not given, in every slot with waiting readers.
+    fn interrupt_parked(
+        &self,
+        unique: u64,
+        slot: Option<&crate::slot::table::SlotRef<Fuse>>,
+    ) -> bool {
+        let named = |parked: &ParkedRead| parked.reply.unique() == unique;
+        let slots = match slot {
+            Some(slot) => vec![Arc::clone(slot)],
+            None => self.table.slots(),
+        };
+        for slot in slots {
+            let wakeups = {
+                let mut slot = slot.lock();
+                if slot.parked_readers() == 0 {
+                    continue;
+                }
+                slot.expire(now(), named)
+            };
+            if !wakeups.readers.is_empty() {
+                self.wake(wakeups);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A read was just parked in `slot`: it may have been interrupted
+    /// already, and its deadline is the timer's to keep.
+    fn parked(&self, unique: u64, ino: Ino, slot: &crate::slot::table::SlotRef<Fuse>) {
+        {
+            let mut early = self.early_interrupts.lock();
+            if let Some(i) = early.iter().position(|(u, _)| *u == unique) {
+                early.remove(i);
+                self.interrupt_parked(unique, Some(slot));
+                return;
+            }
+        }
+        if let Some(at) = slot.lock().next_deadline() {
+            self.timer.schedule(ino, slot, at);
+        }
+    }
+
+    fn attr_reply(&self, reply: Reply, result: Result<Attr, SlotError>, op: &str, tid: u32) {
         match result {
-            Ok(attr) => reply.attr(&NO_CACHE, &self.attr(&attr)),
+            Ok(attr) => reply.attr(&file_attr(&attr)),
             Err(e) => reply.error(refuse(op, tid, e)),
         }
     }
 
-    fn attr(&self, attr: &Attr) -> FileAttr {
-        FileAttr {
-            ino: INodeNo(attr.ino),
-            size: attr.size,
-            blocks: 0,
-            atime: attr.atime,
-            mtime: attr.mtime,
-            ctime: attr.ctime,
-            crtime: attr.ctime,
-            kind: match attr.kind {
-                Kind::Directory => FileType::Directory,
-                Kind::Slot => FileType::RegularFile,
-            },
-            perm: attr.perm,
-            nlink: match attr.kind {
-                Kind::Directory => 2,
-                Kind::Slot => 1,
-            },
-            uid: attr.uid,
-            gid: attr.gid,
-            rdev: 0,
-            blksize: attr.io_size,
-            flags: 0,
+    fn entry_reply(&self, reply: Reply, result: Result<Attr, SlotError>, op: &str, tid: u32) {
+        match result {
+            Ok(attr) => reply.entry(&file_attr(&attr)),
+            Err(e) => reply.error(refuse(op, tid, e)),
         }
     }
 
@@ -271,13 +329,13 @@ impl Inner {
     /// server handle: FUSE sends the release asynchronously, and that
     /// thread must see its own close.
     fn after_release(&self, ino: Ino, op: impl FnOnce(&Inner) + Send + 'static) {
-        self.watchdog.defer(ino, RELEASE_GRACE, move |inner| {
+        self.timer.defer(ino, RELEASE_GRACE, move |inner| {
             inner.table.forget_closing(ino);
             op(inner)
         });
     }
 
-    fn lookup(&self, tid: u32, parent: Ino, name: &[u8], reply: ReplyEntry, may_wait: bool) {
+    fn lookup(&self, tid: u32, parent: Ino, name: &[u8], reply: Reply, may_wait: bool) {
         if may_wait && let Some(closing) = self.table.closing_by(parent, name, tid) {
             let name = name.to_vec();
             self.after_release(closing, move |inner| {
@@ -295,10 +353,7 @@ impl Inner {
         } else {
             self.table.lookup(parent, name)
         };
-        match found {
-            Ok(attr) => reply.entry(&NO_CACHE, &self.attr(&attr), Generation(0)),
-            Err(e) => reply.error(refuse("lookup", tid, e)),
-        }
+        self.entry_reply(reply, found, "lookup", tid);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -309,7 +364,7 @@ impl Inner {
         name: &[u8],
         flags: i32,
         by: Creator,
-        reply: ReplyCreate,
+        reply: Reply,
         may_wait: bool,
     ) {
         if may_wait && let Some(closing) = self.table.closing_by(parent, name, tid) {
@@ -321,42 +376,29 @@ impl Inner {
         }
         let wants_read = flags & libc::O_ACCMODE != libc::O_WRONLY;
         let exclusive = flags & libc::O_EXCL != 0;
-        if let Some(net) = self.net_at(parent) {
+        let created = match self.net_at(parent) {
             // Only the network reads what is written here.
-            let created = match wants_read {
-                true => Err(SlotError::ReadDenied),
-                false => net.tree.lock().create(parent, name, exclusive),
-            };
-            return match created {
-                Ok(attr) => reply.created(
-                    &NO_CACHE,
-                    &self.attr(&attr),
-                    Generation(0),
-                    FileHandle(self.net_open(net, attr.ino)),
-                    open_flags(),
-                ),
-                Err(e) => reply.error(refuse("create", tid, e)),
-            };
-        }
-        match self
-            .table
-            .create(parent, name, wants_read, exclusive, by, now())
-        {
-            Ok((attr, fh, _role)) => reply.created(
-                &NO_CACHE,
-                &self.attr(&attr),
-                Generation(0),
-                FileHandle(fh),
-                open_flags(),
-            ),
+            Some(_) if wants_read => Err(SlotError::ReadDenied),
+            Some(net) => net
+                .tree
+                .lock()
+                .create(parent, name, exclusive)
+                .map(|attr| (attr, self.net_open(net, attr.ino))),
+            None => self
+                .table
+                .create(parent, name, wants_read, exclusive, by, now())
+                .map(|(attr, fh, _role)| (attr, fh)),
+        };
+        match created {
+            Ok((attr, fh)) => reply.created(&file_attr(&attr), fh, OPEN_FLAGS),
             Err(e) => reply.error(refuse("create", tid, e)),
         }
     }
 
     /// A client's write: one message, or many in batch mode.
-    fn write(&self, tid: u32, fh: u64, data: &[u8], reply: ReplyWrite, may_wait: bool) {
+    fn write(&self, tid: u32, fh: u64, data: &[u8], reply: Reply, may_wait: bool) {
         let Some(handle) = self.table.handle(fh) else {
-            return reply.error(Errno::EBADF);
+            return reply.error(libc::EBADF);
         };
         if handle.role != Role::Client {
             return reply.error(refuse("write", tid, SlotError::WrongRole));
@@ -390,18 +432,35 @@ impl Inner {
         }
     }
 
+    /// A server's read: the oldest message, or parked until one comes.
+    fn read(&self, tid: u32, fh: u64, size: u32, flags: u32, reply: Reply) {
+        let Some(handle) = self.table.handle(fh) else {
+            return reply.error(libc::EBADF);
+        };
+        if handle.role != Role::Server {
+            return reply.error(refuse("read", tid, SlotError::WrongRole));
+        }
+        let nonblocking = flags as i32 & libc::O_NONBLOCK != 0;
+        let unique = reply.unique();
+        let parked = ParkedRead { reply, tid };
+        let cap = self.config.park_cap;
+        let mut slot = handle.slot.lock();
+        let outcome = slot.read_as(parked, size, nonblocking, now(), cap, handle.batch);
+        drop(slot);
+        match outcome {
+            ReadOutcome::Ready(parked, result, wakeups) => {
+                answer_read(parked.reply, result, tid);
+                self.wake(wakeups);
+            }
+            ReadOutcome::Parked => self.parked(unique, handle.ino, &handle.slot),
+        }
+    }
+
     /// Readiness of one handle for poll/select/epoll.
-    fn poll(
-        &self,
-        tid: u32,
-        fh: u64,
-        notify: Option<PollNotifier>,
-        reply: ReplyPoll,
-        may_wait: bool,
-    ) {
+    fn poll(&self, tid: u32, fh: u64, notify: Option<u64>, reply: Reply, may_wait: bool) {
         if self.net_handle(fh).is_some() {
             // The network always takes a datagram (or fails the write).
-            return reply.poll(PollEvents::POLLOUT | PollEvents::POLLWRNORM);
+            return reply.poll((libc::POLLOUT | libc::POLLWRNORM) as u32);
         }
         let Some(handle) = self.table.handle(fh) else {
             return reply.error(refuse("poll", tid, SlotError::ServerGone));
@@ -415,20 +474,234 @@ impl Inner {
         }
         let ready = slot.poll(notify);
         drop(slot);
-        let mut events = PollEvents::empty();
+        let mut events = 0;
         match handle.role {
             Role::Server if ready.readable || ready.hung_up => {
-                events |= PollEvents::POLLIN | PollEvents::POLLRDNORM
+                events |= libc::POLLIN | libc::POLLRDNORM
             }
-            Role::Client if ready.writable => {
-                events |= PollEvents::POLLOUT | PollEvents::POLLWRNORM
-            }
+            Role::Client if ready.writable => events |= libc::POLLOUT | libc::POLLWRNORM,
             _ => {}
         }
         if ready.hung_up {
-            events |= PollEvents::POLLHUP | PollEvents::POLLERR;
+            events |= libc::POLLHUP | libc::POLLERR;
         }
-        reply.poll(events);
+        reply.poll(events as u32);
+    }
+
+    fn getattr(&self, ino: Ino) -> Result<Attr, SlotError> {
+        match self.net_at(ino) {
+            Some(net) => net.tree.lock().attr(ino),
+            None => self.table.attr(ino),
+        }
+    }
+
+    fn setattr(&self, req: &Request<'_>, set: SetAttr, reply: Reply) {
+        let ino = req.nodeid;
+        let perm = set.mode.map(|m| (m & 0o7777) as u16);
+        let result = match self.net_at(ino) {
+            // Only the truncation `echo >` asks for, which changes nothing.
+            Some(net)
+                if (perm, set.uid, set.gid) == (None, None, None)
+                    && set.size.is_none_or(|s| s == 0) =>
+            {
+                net.tree.lock().attr(ino)
+            }
+            Some(_) => Err(SlotError::NotPermitted),
+            None => self
+                .table
+                .setattr(ino, perm, (set.uid, set.gid), set.size, now()),
+        };
+        self.attr_reply(reply, result, "setattr", req.pid);
+    }
+
+    fn mkdir(&self, req: &Request<'_>, name: &[u8], mode: u32, umask: u32, reply: Reply) {
+        let parent = req.nodeid;
+        let by = creator(req, mode, umask);
+        let made = match self.net_at(parent) {
+            Some(net) => net.tree.lock().mkdir(parent, name),
+            None => self.table.mkdir(parent, name, by, now()),
+        };
+        self.entry_reply(reply, made, "mkdir", req.pid);
+    }
+
+    fn unlink(&self, parent: Ino, name: &[u8]) -> SlotError {
+        // A slot lives exactly as long as its server: it cannot be unlinked,
+        // and nothing under `.net` is a file to remove.
+        match self.table.lookup(parent, name) {
+            _ if self.net_at(parent).is_some() => SlotError::NotPermitted,
+            Ok(attr) if attr.kind == Kind::Directory => SlotError::IsADirectory,
+            Ok(_) => SlotError::NotPermitted,
+            Err(e) => e,
+        }
+    }
+
+    fn rmdir(&self, parent: Ino, name: &[u8]) -> Result<(), SlotError> {
+        if self.is_net_dir(parent, name) {
+            Err(SlotError::NotPermitted)
+        } else if let Some(net) = self.net_at(parent) {
+            net.tree.lock().rmdir(parent, name)
+        } else {
+            self.table.rmdir(parent, name, now())
+        }
+    }
+
+    fn open(&self, tid: u32, ino: Ino, flags: u32, reply: Reply) {
+        let wants_read = flags as i32 & libc::O_ACCMODE != libc::O_WRONLY;
+        let opened = match self.net_at(ino) {
+            Some(net) => match net.tree.lock().attr(ino) {
+                Ok(attr) if attr.kind == Kind::Directory => Err(SlotError::IsADirectory),
+                Ok(_) if wants_read => Err(SlotError::ReadDenied),
+                Ok(_) => Ok(self.net_open(net, ino)),
+                Err(e) => Err(e),
+            },
+            None => self.table.open(ino, wants_read).map(|(fh, _role)| fh),
+        };
+        match opened {
+            Ok(fh) => reply.opened(fh, OPEN_FLAGS),
+            Err(e) => reply.error(refuse("open", tid, e)),
+        }
+    }
+
+    fn release(&self, fh: u64, reply: Reply) {
+        if let Some(net) = self.net_handle(fh) {
+            net.handles.lock().remove(&fh);
+            return reply.ok();
+        }
+        let (closed, wakeups) = self.table.release(fh, now());
+        reply.ok();
+        self.wake(wakeups);
+        if let Some(ino) = closed {
+            self.timer.released(self, ino);
+        }
+    }
+
+    fn opendir(&self, tid: u32, ino: Ino, reply: Reply) {
+        match self.getattr(ino) {
+            Ok(attr) if attr.kind == Kind::Directory => reply.opened(0, 0),
+            Ok(_) => reply.error(refuse("opendir", tid, SlotError::NotADirectory)),
+            Err(e) => reply.error(refuse("opendir", tid, e)),
+        }
+    }
+
+    fn readdir(&self, tid: u32, ino: Ino, offset: u64, size: u32, reply: Reply) {
+        let listed = match self.net_at(ino) {
+            Some(net) => net.tree.lock().readdir(ino),
+            None => self.table.readdir(ino).map(|mut entries| {
+                if ino == ROOT && self.net.is_some() {
+                    entries.push((NET_ROOT, Kind::Directory, NET_DIR.to_owned()));
+                }
+                entries
+            }),
+        };
+        let entries = match listed {
+            Ok(entries) => entries,
+            Err(e) => return reply.error(refuse("readdir", tid, e)),
+        };
+        let mut out = DirEntries::new(size);
+        for (index, (child, kind, name)) in entries.into_iter().enumerate().skip(offset as usize) {
+            if !out.add(child, index as u64 + 1, file_kind(kind), name.as_bytes()) {
+                break;
+            }
+        }
+        reply.dir(&out);
+    }
+
+    fn setxattr(&self, req: &Request<'_>, name: &[u8], value: &[u8], reply: Reply) {
+        let ino = req.nodeid;
+        if self.net_at(ino).is_some() {
+            return reply.error(refuse("setxattr", req.pid, SlotError::NotPermitted));
+        }
+        let Some(attr) = InfoAttr::from_name(name) else {
+            if log::log_enabled!(log::Level::Debug) {
+                debug!(
+                    "setxattr refused for {}: {:?} is not ours",
+                    asker(req.pid),
+                    String::from_utf8_lossy(name)
+                );
+            }
+            return reply.error(libc::ENOTSUP);
+        };
+        let transport_max = self.config.transport_max;
+        match self
+            .table
+            .set_info(ino, attr, value, req.uid, transport_max)
+        {
+            Ok(wakeups) => {
+                reply.ok();
+                self.wake(wakeups);
+            }
+            Err(e) => reply.error(refuse("setxattr", req.pid, e)),
+        }
+    }
+
+    fn getxattr(&self, req: &Request<'_>, name: &[u8], size: u32, reply: Reply) {
+        let ino = req.nodeid;
+        if let Some(net) = self.net_at(ino) {
+            let wanted = name.strip_prefix(BRIDGE_XATTR_PREFIX.as_bytes());
+            let value = net
+                .link
+                .bridge()
+                .attributes()
+                .into_iter()
+                .find(|(attr, _)| ino == NET_ROOT && Some(attr.as_bytes()) == wanted);
+            return match value {
+                Some((_, value)) => reply.xattr(size, value.as_bytes()),
+                None => reply.error(errno::errno(SlotError::NoSuchAttribute)),
+            };
+        }
+        let Some(attr) = InfoAttr::from_name(name) else {
+            // The kernel asks for security.* names itself on every write;
+            // only a user.* question comes from a client.
+            let error = SlotError::NoSuchAttribute;
+            return reply.error(match name.starts_with(b"user.") {
+                true => refuse("getxattr", req.pid, error),
+                false => errno::errno(error),
+            });
+        };
+        match self.table.info(ino) {
+            Ok(info) => reply.xattr(size, attr.format(&info).as_bytes()),
+            Err(SlotError::IsADirectory) => reply.error(errno::errno(SlotError::NoSuchAttribute)),
+            Err(e) => reply.error(refuse("getxattr", req.pid, e)),
+        }
+    }
+
+    fn listxattr(&self, tid: u32, ino: Ino, size: u32, reply: Reply) {
+        if let Some(net) = self.net_at(ino) {
+            let names: Vec<u8> = match ino {
+                NET_ROOT => net
+                    .link
+                    .bridge()
+                    .attributes()
+                    .into_iter()
+                    .flat_map(|(name, _)| format!("{BRIDGE_XATTR_PREFIX}{name}\0").into_bytes())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            return reply.xattr(size, &names);
+        }
+        let names: Vec<u8> = match self.table.attr(ino) {
+            Ok(attr) if attr.kind == Kind::Slot => InfoAttr::ALL
+                .iter()
+                .flat_map(|a| a.name().bytes().chain([0]))
+                .collect(),
+            Ok(_) => Vec::new(),
+            Err(e) => return reply.error(refuse("listxattr", tid, e)),
+        };
+        reply.xattr(size, &names);
+    }
+
+    fn ioctl(&self, tid: u32, fh: u64, cmd: u32, in_data: &[u8], reply: Reply) {
+        let switch = in_data
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_ne_bytes);
+        match (cmd, switch) {
+            (batch::IOCTL_SET_BATCH, Some(on)) => match self.table.set_batch(fh, on != 0) {
+                Ok(()) => reply.ioctl(0, &[]),
+                Err(e) => reply.error(refuse("ioctl", tid, e)),
+            },
+            _ => reply.error(libc::ENOTTY),
+        }
     }
 }
 
@@ -438,23 +711,15 @@ impl Inner {
 /// kernel then takes the inode lock shared for a write that ends within
 /// its cached size, which its own bookkeeping raises to the largest
 /// message written since the last getattr.
-fn open_flags() -> FopenFlags {
-    FopenFlags::FOPEN_DIRECT_IO
-        | FopenFlags::FOPEN_STREAM
-        | FopenFlags::FOPEN_NONSEEKABLE
-        | FopenFlags::FOPEN_PARALLEL_DIRECT_WRITES
-}
+const OPEN_FLAGS: u32 =
+    fopen::DIRECT_IO | fopen::STREAM | fopen::NONSEEKABLE | fopen::PARALLEL_DIRECT_WRITES;
 
 /// Logs a refusal once, at the adapter boundary, naming the process that
 /// asked (FUSE gives the thread), and gives its errno.
-fn refuse(op: &str, tid: u32, error: SlotError) -> Errno {
+fn refuse(op: &str, tid: u32, error: SlotError) -> i32 {
     let errno = errno::errno(error);
     if log::log_enabled!(log::Level::Debug) {
-        debug!(
-            "{op} refused for {}: {error} (errno {})",
-            asker(tid),
-            errno.code()
-        );
+        debug!("{op} refused for {}: {error} (errno {errno})", asker(tid));
     }
     errno
 }
@@ -467,502 +732,131 @@ fn asker(tid: u32) -> String {
     }
 }
 
-fn answer_read(reply: ReplyData, result: Result<Box<[u8]>, SlotError>, tid: u32) {
+fn answer_read(reply: Reply, result: Result<Box<[u8]>, SlotError>, tid: u32) {
     match result {
         Ok(message) => reply.data(&message),
         Err(e) => reply.error(refuse("read", tid, e)),
     }
 }
 
-fn creator(req: &Request, mode: u32, umask: u32) -> Creator {
+fn creator(req: &Request<'_>, mode: u32, umask: u32) -> Creator {
     Creator {
-        uid: req.uid(),
-        gid: req.gid(),
+        uid: req.uid,
+        gid: req.gid,
         perm: (mode & !umask & 0o7777) as u16,
-        tid: req.pid(),
-        pid: procfs::process_of(req.pid()),
+        tid: req.pid,
+        pid: procfs::process_of(req.pid),
     }
 }
 
-/// Reply for an extended attribute value: the size probe, ERANGE when the
-/// caller's buffer is too small, or the bytes.
-fn reply_xattr(reply: ReplyXattr, size: u32, value: &[u8]) {
-    if size == 0 {
-        reply.size(value.len() as u32);
-    } else if (size as usize) < value.len() {
-        reply.error(Errno::ERANGE);
-    } else {
-        reply.data(value);
+fn file_kind(kind: Kind) -> FileKind {
+    match kind {
+        Kind::Directory => FileKind::Directory,
+        Kind::Slot => FileKind::Regular,
     }
 }
 
-impl fuser::Filesystem for MailslotFs {
-    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.0
-            .lookup(req.pid(), parent.0, name.as_bytes(), reply, true);
+fn file_attr(attr: &Attr) -> FileAttr {
+    FileAttr {
+        ino: attr.ino,
+        size: attr.size,
+        atime: attr.atime,
+        mtime: attr.mtime,
+        ctime: attr.ctime,
+        kind: file_kind(attr.kind),
+        perm: attr.perm,
+        nlink: match attr.kind {
+            Kind::Directory => 2,
+            Kind::Slot => 1,
+        },
+        uid: attr.uid,
+        gid: attr.gid,
+        blksize: attr.io_size,
+    }
+}
+
+impl Handler for MailslotFs {
+    fn interrupt(&self, unique: u64) {
+        self.0.interrupt(unique);
     }
 
-    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        let attr = match self.0.net_at(ino.0) {
-            Some(net) => net.tree.lock().attr(ino.0),
-            None => self.0.table.attr(ino.0),
-        };
-        self.0.answer_attr(reply, attr, "getattr", req.pid());
-    }
-
-    fn setattr(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        size: Option<u64>,
-        _atime: Option<TimeOrNow>,
-        _mtime: Option<TimeOrNow>,
-        _ctime: Option<SystemTime>,
-        _fh: Option<FileHandle>,
-        _crtime: Option<SystemTime>,
-        _chgtime: Option<SystemTime>,
-        _bkuptime: Option<SystemTime>,
-        _flags: Option<BsdFileFlags>,
-        reply: ReplyAttr,
-    ) {
-        let perm = mode.map(|m| (m & 0o7777) as u16);
-        let result = match self.0.net_at(ino.0) {
-            // Only the truncation `echo >` asks for, which changes nothing.
-            Some(net) if (perm, uid, gid) == (None, None, None) && size.is_none_or(|s| s == 0) => {
-                net.tree.lock().attr(ino.0)
-            }
-            Some(_) => Err(SlotError::NotPermitted),
-            None => self.0.table.setattr(ino.0, perm, (uid, gid), size, now()),
-        };
-        self.0.answer_attr(reply, result, "setattr", req.pid());
-    }
-
-    fn mknod(
-        &self,
-        req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-        _rdev: u32,
-        reply: ReplyEntry,
-    ) {
-        reply.error(refuse("mknod", req.pid(), SlotError::NotPermitted));
-    }
-
-    fn mkdir(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-        reply: ReplyEntry,
-    ) {
-        let by = creator(req, mode, umask);
-        let made = match self.0.net_at(parent.0) {
-            Some(net) => net.tree.lock().mkdir(parent.0, name.as_bytes()),
-            None => self.0.table.mkdir(parent.0, name.as_bytes(), by, now()),
-        };
-        match made {
-            Ok(attr) => reply.entry(&NO_CACHE, &self.0.attr(&attr), Generation(0)),
-            Err(e) => reply.error(refuse("mkdir", req.pid(), e)),
-        }
-    }
-
-    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        // A slot lives exactly as long as its server: it cannot be unlinked,
-        // and nothing under `.net` is a file to remove.
-        let error = match self.0.table.lookup(parent.0, name.as_bytes()) {
-            _ if self.0.net_at(parent.0).is_some() => SlotError::NotPermitted,
-            Ok(attr) if attr.kind == Kind::Directory => SlotError::IsADirectory,
-            Ok(_) => SlotError::NotPermitted,
-            Err(e) => e,
-        };
-        reply.error(refuse("unlink", req.pid(), error));
-    }
-
-    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let removed = if self.0.is_net_dir(parent.0, name.as_bytes()) {
-            Err(SlotError::NotPermitted)
-        } else if let Some(net) = self.0.net_at(parent.0) {
-            net.tree.lock().rmdir(parent.0, name.as_bytes())
-        } else {
-            self.0.table.rmdir(parent.0, name.as_bytes(), now())
-        };
-        match removed {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(refuse("rmdir", req.pid(), e)),
-        }
-    }
-
-    fn symlink(
-        &self,
-        req: &Request,
-        _parent: INodeNo,
-        _link_name: &OsStr,
-        _target: &std::path::Path,
-        reply: ReplyEntry,
-    ) {
-        reply.error(refuse("symlink", req.pid(), SlotError::NotPermitted));
-    }
-
-    fn rename(
-        &self,
-        req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _newparent: INodeNo,
-        _newname: &OsStr,
-        _flags: RenameFlags,
-        reply: ReplyEmpty,
-    ) {
-        reply.error(refuse("rename", req.pid(), SlotError::NotPermitted));
-    }
-
-    fn link(
-        &self,
-        req: &Request,
-        _ino: INodeNo,
-        _newparent: INodeNo,
-        _newname: &OsStr,
-        reply: ReplyEntry,
-    ) {
-        reply.error(refuse("link", req.pid(), SlotError::NotPermitted));
-    }
-
-    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let wants_read = flags.acc_mode() != OpenAccMode::O_WRONLY;
-        if let Some(net) = self.0.net_at(ino.0) {
-            let opened = match net.tree.lock().attr(ino.0) {
-                Ok(attr) if attr.kind == Kind::Directory => Err(SlotError::IsADirectory),
-                Ok(_) if wants_read => Err(SlotError::ReadDenied),
-                Ok(_) => Ok(()),
-                Err(e) => Err(e),
-            };
-            return match opened {
-                Ok(()) => reply.opened(FileHandle(self.0.net_open(net, ino.0)), open_flags()),
-                Err(e) => reply.error(refuse("open", req.pid(), e)),
-            };
-        }
-        match self.0.table.open(ino.0, wants_read) {
-            Ok((fh, _role)) => reply.opened(FileHandle(fh), open_flags()),
-            Err(e) => reply.error(refuse("open", req.pid(), e)),
-        }
-    }
-
-    fn read(
-        &self,
-        req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _offset: u64,
-        size: u32,
-        flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        reply: ReplyData,
-    ) {
-        let tid = req.pid();
-        let Some(handle) = self.0.table.handle(fh.0) else {
-            return reply.error(Errno::EBADF);
-        };
-        if handle.role != Role::Server {
-            return reply.error(refuse("read", tid, SlotError::WrongRole));
-        }
-        let nonblocking = flags.0 & libc::O_NONBLOCK != 0;
-        let parked = ParkedRead { reply, tid };
-        let cap = self.0.config.park_cap;
-        let mut slot = handle.slot.lock();
-        let outcome = slot.read_as(parked, size, nonblocking, now(), cap, handle.batch);
-        drop(slot);
-        match outcome {
-            ReadOutcome::Ready(parked, result, wakeups) => {
-                answer_read(parked.reply, result, tid);
-                self.0.wake(wakeups);
-            }
-            ReadOutcome::Parked => self.0.watchdog.parked(),
-        }
-    }
-
-    fn write(
-        &self,
-        req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _offset: u64,
-        data: &[u8],
-        _write_flags: WriteFlags,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        reply: ReplyWrite,
-    ) {
-        if let Some(net) = self.0.net_handle(fh.0) {
-            return match self.0.net_write(net, fh.0, data) {
-                Ok(()) => reply.written(data.len() as u32),
-                Err(e) => reply.error(e),
-            };
-        }
-        self.0.write(req.pid(), fh.0, data, reply, true);
-    }
-
-    fn flush(
-        &self,
-        req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _lock_owner: LockOwner,
-        reply: ReplyEmpty,
-    ) {
-        // Not "the handle is gone": bash's `>` flushes before it writes.
-        self.0.table.flush(fh.0, req.pid());
-        reply.ok();
-    }
-
-    fn release(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        _flush: bool,
-        reply: ReplyEmpty,
-    ) {
-        if let Some(net) = self.0.net_handle(fh.0) {
-            net.handles.lock().remove(&fh.0);
-            return reply.ok();
-        }
-        let (closed, wakeups) = self.0.table.release(fh.0, now());
-        reply.ok();
-        self.0.wake(wakeups);
-        if let Some(ino) = closed {
-            self.0.watchdog.released(&self.0, ino);
-        }
-    }
-
-    fn fsync(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _datasync: bool,
-        reply: ReplyEmpty,
-    ) {
-        // Every message is queued when its write returns.
-        reply.ok();
-    }
-
-    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let attr = match self.0.net_at(ino.0) {
-            Some(net) => net.tree.lock().attr(ino.0),
-            None => self.0.table.attr(ino.0),
-        };
-        match attr {
-            Ok(attr) if attr.kind == Kind::Directory => {
-                reply.opened(FileHandle(0), FopenFlags::empty())
-            }
-            Ok(_) => reply.error(refuse("opendir", req.pid(), SlotError::NotADirectory)),
-            Err(e) => reply.error(refuse("opendir", req.pid(), e)),
-        }
-    }
-
-    fn readdir(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectory,
-    ) {
-        let listed = match self.0.net_at(ino.0) {
-            Some(net) => net.tree.lock().readdir(ino.0),
-            None => self.0.table.readdir(ino.0).map(|mut entries| {
-                if ino.0 == ROOT && self.0.net.is_some() {
-                    entries.push((NET_ROOT, Kind::Directory, NET_DIR.to_owned()));
-                }
-                entries
-            }),
-        };
-        let entries = match listed {
-            Ok(entries) => entries,
-            Err(e) => return reply.error(refuse("readdir", req.pid(), e)),
-        };
-        for (index, (child, kind, name)) in entries.into_iter().enumerate().skip(offset as usize) {
-            let kind = match kind {
-                Kind::Directory => FileType::Directory,
-                Kind::Slot => FileType::RegularFile,
-            };
-            if reply.add(INodeNo(child), index as u64 + 1, kind, name) {
-                break;
-            }
-        }
-        reply.ok();
-    }
-
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let files = self.0.table.node_count() as u64;
-        reply.statfs(0, 0, 0, files, u64::MAX - files, 4096, 255, 4096);
-    }
-
-    fn setxattr(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        name: &OsStr,
-        value: &[u8],
-        _flags: i32,
-        _position: u32,
-        reply: ReplyEmpty,
-    ) {
-        if self.0.net_at(ino.0).is_some() {
-            return reply.error(refuse("setxattr", req.pid(), SlotError::NotPermitted));
-        }
-        let Some(attr) = InfoAttr::from_name(name.as_bytes()) else {
-            if log::log_enabled!(log::Level::Debug) {
-                debug!(
-                    "setxattr refused for {}: {name:?} is not ours",
-                    asker(req.pid())
-                );
-            }
-            return reply.error(Errno::ENOTSUP);
-        };
-        let transport_max = self.0.config.transport_max;
-        match self
-            .0
-            .table
-            .set_info(ino.0, attr, value, req.uid(), transport_max)
-        {
-            Ok(wakeups) => {
-                reply.ok();
-                self.0.wake(wakeups);
-            }
-            Err(e) => reply.error(refuse("setxattr", req.pid(), e)),
-        }
-    }
-
-    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        if let Some(net) = self.0.net_at(ino.0) {
-            let wanted = name.as_bytes().strip_prefix(BRIDGE_XATTR_PREFIX.as_bytes());
-            let value = net
-                .link
-                .bridge()
-                .attributes()
-                .into_iter()
-                .find(|(attr, _)| ino.0 == NET_ROOT && Some(attr.as_bytes()) == wanted);
-            return match value {
-                Some((_, value)) => reply_xattr(reply, size, value.as_bytes()),
-                None => reply.error(errno::errno(SlotError::NoSuchAttribute)),
-            };
-        }
-        let Some(attr) = InfoAttr::from_name(name.as_bytes()) else {
-            // The kernel asks for security.* names itself on every write;
-            // only a user.* question comes from a client.
-            let error = SlotError::NoSuchAttribute;
-            return reply.error(match name.as_bytes().starts_with(b"user.") {
-                true => refuse("getxattr", req.pid(), error),
-                false => errno::errno(error),
-            });
-        };
-        match self.0.table.info(ino.0) {
-            Ok(info) => reply_xattr(reply, size, attr.format(&info).as_bytes()),
-            Err(SlotError::IsADirectory) => reply.error(errno::errno(SlotError::NoSuchAttribute)),
-            Err(e) => reply.error(refuse("getxattr", req.pid(), e)),
-        }
-    }
-
-    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        if let Some(net) = self.0.net_at(ino.0) {
-            let names: Vec<u8> = match ino.0 {
-                NET_ROOT => net
-                    .link
-                    .bridge()
-                    .attributes()
-                    .into_iter()
-                    .flat_map(|(name, _)| format!("{BRIDGE_XATTR_PREFIX}{name}\0").into_bytes())
-                    .collect(),
-                _ => Vec::new(),
-            };
-            return reply_xattr(reply, size, &names);
-        }
-        let names: Vec<u8> = match self.0.table.attr(ino.0) {
-            Ok(attr) if attr.kind == Kind::Slot => InfoAttr::ALL
-                .iter()
-                .flat_map(|a| a.name().bytes().chain([0]))
-                .collect(),
-            Ok(_) => Vec::new(),
-            Err(e) => return reply.error(refuse("listxattr", req.pid(), e)),
-        };
-        reply_xattr(reply, size, &names);
-    }
-
-    fn removexattr(&self, req: &Request, _ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let error = match InfoAttr::from_name(name.as_bytes()) {
-            Some(_) => SlotError::NotPermitted,
-            None => SlotError::NoSuchAttribute,
-        };
-        reply.error(refuse("removexattr", req.pid(), error));
-    }
-
-    fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
-        // The kernel checks permissions itself (default_permissions).
-        reply.ok();
-    }
-
-    fn create(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-        flags: i32,
-        reply: ReplyCreate,
-    ) {
-        let by = creator(req, mode, umask);
-        self.0
-            .create(req.pid(), parent.0, name.as_bytes(), flags, by, reply, true);
-    }
-
-    fn ioctl(
-        &self,
-        req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: IoctlFlags,
-        cmd: u32,
-        in_data: &[u8],
-        _out_size: u32,
-        reply: ReplyIoctl,
-    ) {
-        let switch = in_data
-            .get(..4)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_ne_bytes);
-        match (cmd, switch) {
-            (batch::IOCTL_SET_BATCH, Some(on)) => match self.0.table.set_batch(fh.0, on != 0) {
-                Ok(()) => reply.ioctl(0, &[]),
-                Err(e) => reply.error(refuse("ioctl", req.pid(), e)),
+    fn request(&self, req: Request<'_>, reply: Reply) {
+        let fs = &*self.0;
+        let (tid, ino) = (req.pid, req.nodeid);
+        match req.op {
+            Operation::Lookup { name } => fs.lookup(tid, ino, name, reply, true),
+            Operation::Getattr => fs.attr_reply(reply, fs.getattr(ino), "getattr", tid),
+            Operation::Setattr(set) => fs.setattr(&req, set, reply),
+            Operation::Mkdir { name, mode, umask } => fs.mkdir(&req, name, mode, umask, reply),
+            Operation::Unlink { name } => reply.error(refuse("unlink", tid, fs.unlink(ino, name))),
+            Operation::Rmdir { name } => match fs.rmdir(ino, name) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(refuse("rmdir", tid, e)),
             },
-            _ => reply.error(Errno::ENOTTY),
+            Operation::Mknod { .. } => reply.error(refuse("mknod", tid, SlotError::NotPermitted)),
+            Operation::Symlink => reply.error(refuse("symlink", tid, SlotError::NotPermitted)),
+            Operation::Rename => reply.error(refuse("rename", tid, SlotError::NotPermitted)),
+            Operation::Link => reply.error(refuse("link", tid, SlotError::NotPermitted)),
+            Operation::Open { flags } => fs.open(tid, ino, flags, reply),
+            Operation::Read { fh, size, flags } => fs.read(tid, fh, size, flags, reply),
+            Operation::Write { fh, data } => match fs.net_handle(fh) {
+                Some(net) => match fs.net_write(net, fh, data) {
+                    Ok(()) => reply.written(data.len() as u32),
+                    Err(e) => reply.error(e),
+                },
+                None => fs.write(tid, fh, data, reply, true),
+            },
+            Operation::Flush { fh } => {
+                // Not "the handle is gone": bash's `>` flushes before it writes.
+                fs.table.flush(fh, tid);
+                reply.ok();
+            }
+            Operation::Release { fh } => fs.release(fh, reply),
+            // Every message is queued when its write returns.
+            Operation::Fsync => reply.ok(),
+            Operation::Opendir => fs.opendir(tid, ino, reply),
+            Operation::Readdir { offset, size } => fs.readdir(tid, ino, offset, size, reply),
+            Operation::Releasedir => reply.ok(),
+            Operation::Statfs => {
+                let files = fs.table.node_count() as u64;
+                reply.statfs(files, u64::MAX - files, 4096, 255);
+            }
+            Operation::Setxattr { name, value } => fs.setxattr(&req, name, value, reply),
+            Operation::Getxattr { name, size } => fs.getxattr(&req, name, size, reply),
+            Operation::Listxattr { size } => fs.listxattr(tid, ino, size, reply),
+            Operation::Removexattr { name } => {
+                let error = match InfoAttr::from_name(name) {
+                    Some(_) => SlotError::NotPermitted,
+                    None => SlotError::NoSuchAttribute,
+                };
+                reply.error(refuse("removexattr", tid, error));
+            }
+            // The kernel checks permissions itself (default_permissions).
+            Operation::Access => reply.ok(),
+            Operation::Create {
+                name,
+                flags,
+                mode,
+                umask,
+            } => {
+                let by = creator(&req, mode, umask);
+                fs.create(tid, ino, name, flags as i32, by, reply, true);
+            }
+            Operation::Ioctl { flags, .. } if flags & IOCTL_UNRESTRICTED != 0 => {
+                reply.error(libc::ENOSYS)
+            }
+            Operation::Ioctl {
+                fh, cmd, in_data, ..
+            } => fs.ioctl(tid, fh, cmd, in_data, reply),
+            Operation::Poll { fh, kh, flags } => {
+                let notify = (flags & POLL_SCHEDULE_NOTIFY != 0).then_some(kh);
+                fs.poll(tid, fh, notify, reply, true);
+            }
+            Operation::Destroy => reply.ok(),
+            Operation::Init { .. } => reply.error(libc::EPROTO),
+            Operation::Interrupt { .. } | Operation::Forget | Operation::Unsupported(_) => {
+                reply.error(libc::ENOSYS)
+            }
         }
-    }
-
-    fn poll(
-        &self,
-        req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        ph: PollNotifier,
-        _events: PollEvents,
-        flags: PollFlags,
-        reply: ReplyPoll,
-    ) {
-        let notify = flags
-            .contains(PollFlags::FUSE_POLL_SCHEDULE_NOTIFY)
-            .then_some(ph);
-        self.0.poll(req.pid(), fh.0, notify, reply, true);
     }
 }

@@ -1,19 +1,18 @@
-//! `/proc/<tid>/status`: what FUSE does not tell us about a caller (its
-//! process, its pending signals). Read with one fixed buffer, because the
-//! watchdog does this every 20 ms for every waiting reader.
+//! `/proc/<tid>/status`: what FUSE does not tell us about a caller, its
+//! process (FUSE gives the thread), for `status` and the log.
 
 use std::fs::File;
 use std::io::{self, Read};
 
 /// One snapshot of a thread's status file.
-pub(crate) struct Status {
+struct Status {
     buf: [u8; 4096],
     len: usize,
 }
 
 impl Status {
     /// Reads thread `tid`'s status; fails when the thread is gone.
-    pub(crate) fn of(tid: u32) -> io::Result<Status> {
+    fn of(tid: u32) -> io::Result<Status> {
         let mut file = File::open(format!("/proc/{tid}/status"))?;
         let mut status = Status {
             buf: [0; 4096],
@@ -29,7 +28,7 @@ impl Status {
     }
 
     /// The text after `name` (e.g. `b"Tgid:"`) on its line, trimmed.
-    pub(crate) fn field(&self, name: &[u8]) -> Option<&str> {
+    fn field(&self, name: &[u8]) -> Option<&str> {
         self.buf[..self.len]
             .split(|&b| b == b'\n')
             .find_map(|line| line.strip_prefix(name))

@@ -1,19 +1,15 @@
-//! Noticing that a reader parked in the file system got a signal.
+//! The last look before a message is handed to a parked reader: is its
+//! thread about to die?
 //!
-//! fuser answers FUSE_INTERRUPT with ENOSYS, after which the kernel never
-//! sends another and a reader waits in the kernel — even for SIGKILL —
-//! until we reply. So we look for ourselves: a signal is pending for a
-//! thread when `(SigPnd | ShdPnd) & !SigBlk` in `/proc/<tid>/status` is
-//! non-zero. Ignored signals are never pending, so they never interrupt.
-//!
-//! That file costs about 13 µs to open and render, too much to pay on every
-//! message handed to a waiting reader. So the check right before a delivery
-//! reads the thread's own pending set from `/proc/<tid>/stat` instead, through
-//! a descriptor kept open per thread (about 4 µs). It is enough to lose
-//! nothing: for every fatal signal the kernel adds SIGKILL to each thread's
-//! own set. What it misses, a handled signal sent to the whole process, makes
-//! the read return the message first and run the handler after, which loses
-//! nothing either; the watchdog's full check still ends such waits.
+//! An INTERRUPT ends a signalled reader's wait, but a writer may reach the
+//! parked read first. Handing a message to a reader whose fatal signal is
+//! already pending would lose it, so right before a delivery we read the
+//! thread's own pending set from `/proc/<tid>/stat`, through a descriptor
+//! kept open per thread (about 4 µs). For every fatal signal the kernel
+//! adds SIGKILL to each thread's own set. A handled signal makes the read
+//! return the message first and run the handler after, which loses
+//! nothing. A reader in a pid namespace we cannot see (tid 0) is not
+//! checked; its INTERRUPT still ends its wait.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -21,26 +17,6 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-
-use super::procfs::Status;
-
-/// Whether thread `tid` has an unblocked signal pending, or is gone. A `tid`
-/// of 0 (the reader lives in a pid namespace we cannot see) never counts.
-pub(crate) fn pending(tid: u32) -> bool {
-    if tid == 0 {
-        return false;
-    }
-    let Ok(status) = Status::of(tid) else {
-        return true;
-    };
-    let mask = |name: &[u8]| -> u64 {
-        status
-            .field(name)
-            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-            .unwrap_or(0)
-    };
-    (mask(b"SigPnd:") | mask(b"ShdPnd:")) & !mask(b"SigBlk:") != 0
-}
 
 /// Tells, right before a message is handed to a parked reader, whether its
 /// thread is about to die or has an unblocked signal of its own pending, so
@@ -108,12 +84,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn own_thread_has_nothing_pending_and_dead_threads_count() {
+    fn own_thread_has_nothing_pending_and_dead_threads_count_as_dying() {
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() } as u32;
-        assert!(!pending(tid));
-        assert!(pending(u32::MAX - 1));
-        assert!(!pending(0));
         let check = DeliveryCheck::default();
         assert!(!check.about_to_be_interrupted(tid));
         assert!(check.about_to_be_interrupted(u32::MAX - 1));
@@ -181,7 +154,6 @@ mod tests {
                 libc::sigaddset(&mut set, libc::SIGUSR2);
                 libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
                 libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR2);
-                assert!(!pending(tid), "blocked signals must not interrupt");
                 assert!(!DeliveryCheck::default().about_to_be_interrupted(tid));
                 let mut got = 0;
                 libc::sigwait(&set, &mut got);

@@ -351,8 +351,9 @@ impl<K: Parking> Slot<K> {
         message
     }
 
-    /// Answers parked readers whose deadline passed or that have a signal
-    /// pending, leaving every message queued.
+    /// Answers parked readers whose deadline passed (`TimedOut`, or
+    /// `Interrupted` at the park cap) or that `interrupted` names
+    /// (`Interrupted`), leaving every message queued.
     pub fn expire(&mut self, now: Now, interrupted: impl Fn(&K::Reader) -> bool) -> Wakeups<K> {
         let mut wakeups = Wakeups::default();
         let mut kept = VecDeque::with_capacity(self.readers.len());
@@ -369,6 +370,14 @@ impl<K: Parking> Slot<K> {
         }
         self.readers = kept;
         wakeups
+    }
+
+    /// The earliest deadline of a parked reader, for the caller's timer.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.readers
+            .iter()
+            .filter_map(|p| p.deadline.map(|(at, _)| at))
+            .min()
     }
 
     /// Number of readers parked here.
