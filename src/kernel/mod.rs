@@ -12,3 +12,4 @@ pub mod channel;
 pub mod mount;
 pub mod reply;
 pub mod request;
+pub mod uring;

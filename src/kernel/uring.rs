@@ -1,0 +1,686 @@
+//! FUSE over io_uring: the fast transport, with the same request and reply
+//! shape as the classic `/dev/fuse` one.
+//!
+//! The kernel (`fs/fuse/dev_uring.c`, protocol 7.42+) serves each request on
+//! the queue of the CPU its caller runs on. Here each queue is a thread pinned
+//! to that CPU with its own ring (`SQE128`, `SINGLE_ISSUER | DEFER_TASKRUN`);
+//! it registers *entries* (a 288-byte header area and a payload buffer each)
+//! and gets one request per entry as a completion. The request is handed to
+//! the handler re-assembled in `/dev/fuse` framing (`fuse_in_header`, the
+//! per-op struct, the payload), so one decoder serves both transports; the
+//! reply is given back in `/dev/fuse` framing (`fuse_out_header` + body) to
+//! [`RingReply::send`], from any thread.
+//!
+//! Use, from the INIT code (the INIT exchange itself stays on `/dev/fuse`):
+//! 1. if [`offered`] says the kernel offered it (the 64-bit INIT flags,
+//!    `flags | flags2 << 32`), set [`INIT_REPLY_FLAGS`] in the reply
+//!    (`flags` gets the low half, `flags2` the high half) and choose
+//!    `max_write`/`max_pages` as usual;
+//! 2. write the INIT reply, then call [`start`] with [`payload_size`] of those
+//!    two values. Registering before the reply fails with `EAGAIN`; a smaller
+//!    payload is refused with `EINVAL`. An error from `start` leaves the
+//!    connection on `/dev/fuse` (the kernel falls back when a registration
+//!    fails), so the classic loop must run in any case: INTERRUPT and FORGET
+//!    always arrive there, never on the ring.
+//! 3. Teardown: unmounting aborts the connection, idle entries complete with
+//!    `ENOTCONN` and the queue threads end by themselves; dropping [`Rings`]
+//!    (or [`Rings::stop`]) then just joins them. Stopping while the
+//!    connection lives makes later requests wait until it is aborted.
+//!
+//! **Parked requests hold entries.** A request the file system keeps
+//! unanswered (a READ waiting for a message) holds its entry, and the kernel
+//! never gives a queued request to an entry registered later: only a
+//! commit fetches from the backlog. So a queue must never run dry. After each
+//! batch of completions a queue keeps at least `max(4, held / 4)` entries
+//! free, registering up to twice that when it falls below; at most
+//! [`MAX_ENTRIES_PER_QUEUE`] entries per queue (the bound on what parked
+//! requests can make the daemon allocate). A burst of more requests on one
+//! CPU than there are free entries, all of them parked, before the queue
+//! thread runs again would still wait for the next reply on that queue.
+//!
+//! Memory: an entry's payload is its own anonymous mapping (`MAP_NORESERVE`),
+//! so pages no request touched cost no RSS; a parked entry costs its header
+//! (inside a heap allocation of about 400 bytes) plus the payload pages
+//! earlier requests through it touched (the kernel reuses the most recently
+//! freed entry first, so cold entries stay untouched).
+//!
+//! Replies from a foreign thread are never committed from another ring (the
+//! entry would migrate there, losing locality): the reply is written into the
+//! entry at once, the entry's number goes to the owning queue's mailbox, and
+//! one `IORING_OP_MSG_RING` (from a small ring of the sending thread) wakes
+//! the queue if the mailbox was empty.
+
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+
+use io_uring::{IoUring, cqueue, opcode, squeue, types};
+use parking_lot::Mutex;
+
+/// INIT flag (bit 41 of the 64-bit flags): the kernel offers io_uring.
+pub const FUSE_OVER_IO_URING: u64 = 1 << 41;
+const FUSE_INIT_EXT: u64 = 1 << 30;
+const FUSE_MAX_PAGES: u64 = 1 << 22;
+
+/// Flags to set in the INIT reply (64-bit form) to take the ring: the ring
+/// flag itself, INIT_EXT so `flags2` is read, MAX_PAGES so `max_pages` is.
+pub const INIT_REPLY_FLAGS: u64 = FUSE_OVER_IO_URING | FUSE_INIT_EXT | FUSE_MAX_PAGES;
+
+/// Most entries one queue registers, whatever is parked on it.
+pub const MAX_ENTRIES_PER_QUEUE: usize = 16384;
+
+/// Entries each queue starts with.
+const INITIAL_ENTRIES: usize = 8;
+/// Free entries a queue keeps at the least.
+const MIN_FREE: usize = 4;
+/// Submission queue depth; registrations beyond it are submitted in batches.
+const SQ_DEPTH: u32 = 256;
+
+/// The kernel's smallest payload (FUSE_MIN_READ_BUFFER).
+const MIN_PAYLOAD: usize = 8192;
+const CMD_REGISTER: u32 = 1;
+const CMD_COMMIT_AND_FETCH: u32 = 2;
+
+/// `struct fuse_uring_req_header`: in/out header, per-op struct, entry trailer.
+const HEADER_SIZE: usize = 288;
+const OP_OFFSET: usize = 128;
+const OP_MAX: usize = 128;
+const PAYLOAD_SZ_OFFSET: usize = 256 + 16;
+const IN_HEADER_LEN: usize = 40;
+const OUT_HEADER_LEN: usize = 16;
+
+/// Completion tag of a wake-up sent to a queue's ring.
+const WAKE: u64 = u64::MAX;
+
+/// Whether the kernel offered FUSE-over-io_uring in INIT (`flags | flags2 << 32`).
+pub fn offered(init_flags64: u64) -> bool {
+    init_flags64 & FUSE_OVER_IO_URING != 0
+}
+
+/// The payload size the kernel requires of every entry:
+/// `max(8 KiB, max_write, max_pages × page size)`, from the INIT reply's values.
+pub fn payload_size(max_write: u32, max_pages: u16) -> usize {
+    MIN_PAYLOAD
+        .max(max_write as usize)
+        .max(max_pages as usize * page_size())
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no memory effects.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).unwrap_or(4096)
+}
+
+/// The request handler: runs on the queue thread, gets the request in
+/// `/dev/fuse` framing and the handle to answer it with.
+pub type Handler = Arc<dyn Fn(&[u8], RingReply) + Send + Sync>;
+
+/// What one queue has done, for `status` and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStats {
+    pub qid: u16,
+    /// Requests that arrived over this queue's ring.
+    pub requests: u64,
+    /// Entries registered with the kernel.
+    pub entries: usize,
+    /// Entries handed to the handler and not answered yet (parked requests).
+    pub held: usize,
+}
+
+/// The queue threads of one connection; dropping it stops and joins them.
+pub struct Rings {
+    queues: Vec<(Arc<Queue>, JoinHandle<()>)>,
+}
+
+/// Starts one queue per possible CPU on the connection `dev`, after the INIT
+/// reply has been written on it. Returns once every queue has registered its
+/// first entries, which is when the kernel starts using the ring.
+pub fn start(dev: BorrowedFd<'_>, payload_size: usize, handler: Handler) -> io::Result<Rings> {
+    let mut rings = Rings { queues: Vec::new() };
+    for qid in 0..possible_cpus()? {
+        let qid = u16::try_from(qid).map_err(|_| io::Error::other("too many CPUs"))?;
+        let dev = dev.try_clone_to_owned()?;
+        let handler = handler.clone();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let thread = thread::Builder::new()
+            .name(format!("fuse-uring-{qid}"))
+            .spawn(move || serve(qid, dev, payload_size, handler, ready_tx))?;
+        match ready_rx.recv() {
+            Ok(Ok(queue)) => rings.queues.push((queue, thread)),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(io::Error::new(e.kind(), format!("io_uring queue {qid}: {e}")));
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(io::Error::other(format!("io_uring queue {qid} died")));
+            }
+        }
+    }
+    Ok(rings)
+}
+
+impl Rings {
+    /// Per-queue counters.
+    pub fn stats(&self) -> Vec<QueueStats> {
+        self.queues
+            .iter()
+            .map(|(queue, _)| QueueStats {
+                qid: queue.qid,
+                requests: queue.requests.load(Ordering::Relaxed),
+                entries: queue.entries.load(Ordering::Relaxed),
+                held: queue.held.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Whether every queue thread has ended (the connection is gone).
+    pub fn finished(&self) -> bool {
+        self.queues.iter().all(|(_, thread)| thread.is_finished())
+    }
+
+    /// Stops the queue threads and joins them.
+    pub fn stop(self) {}
+}
+
+impl Drop for Rings {
+    fn drop(&mut self) {
+        for (queue, thread) in &self.queues {
+            if !thread.is_finished() {
+                queue.stopping.store(true, Ordering::Release);
+                wake(queue.ring_fd.as_raw_fd());
+            }
+        }
+        for (_, thread) in self.queues.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The number of possible CPUs, which is the kernel's number of queues.
+fn possible_cpus() -> io::Result<usize> {
+    let list = std::fs::read_to_string("/sys/devices/system/cpu/possible")?;
+    let mut count = 0;
+    for range in list.trim().split(',') {
+        let (first, last) = range.split_once('-').unwrap_or((range, range));
+        let parse = |s: &str| {
+            s.parse::<usize>()
+                .map_err(|_| io::Error::other(format!("bad possible CPU list {list:?}")))
+        };
+        count += parse(last)?.saturating_sub(parse(first)?) + 1;
+    }
+    Ok(count)
+}
+
+/// What a queue shares with replies and with [`Rings`].
+struct Queue {
+    qid: u16,
+    /// A duplicate of the ring's descriptor, the target of wake-ups; kept
+    /// open by every reply, so a late wake-up never hits a reused number.
+    ring_fd: OwnedFd,
+    mailbox: Mutex<Mailbox>,
+    stopping: AtomicBool,
+    requests: AtomicU64,
+    entries: AtomicUsize,
+    held: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Mailbox {
+    /// Answered entries to commit: (entry index, request unique).
+    commits: Vec<(u32, u64)>,
+    /// The queue thread has ended; nothing is committed any more.
+    closed: bool,
+}
+
+thread_local! {
+    /// The queue this thread serves (its address), if it is a queue thread.
+    static OWN_QUEUE: Cell<usize> = const { Cell::new(0) };
+    /// A small ring this thread sends wake-ups from, made on first use.
+    static WAKER: RefCell<Option<IoUring>> = const { RefCell::new(None) };
+}
+
+impl Queue {
+    fn is_own(self: &Arc<Self>) -> bool {
+        OWN_QUEUE.with(Cell::get) == Arc::as_ptr(self) as usize
+    }
+
+    /// Queues an answered entry for commit; wakes the queue thread if this is
+    /// a foreign thread and the mailbox was empty (otherwise the queue thread
+    /// drains it anyway before it sleeps).
+    fn post(self: &Arc<Self>, index: u32, unique: u64) {
+        let need_wake = {
+            let mut mailbox = self.mailbox.lock();
+            if mailbox.closed {
+                return;
+            }
+            mailbox.commits.push((index, unique));
+            mailbox.commits.len() == 1 && !self.is_own()
+        };
+        if need_wake {
+            wake(self.ring_fd.as_raw_fd());
+        }
+    }
+}
+
+/// Posts one wake-up completion to the ring `target` with IORING_OP_MSG_RING.
+fn wake(target: RawFd) {
+    WAKER.with(|waker| {
+        let mut waker = waker.borrow_mut();
+        if waker.is_none() {
+            match IoUring::new(8) {
+                Ok(ring) => *waker = Some(ring),
+                Err(e) => {
+                    log::error!("io_uring wake-up ring: {e}; a reply waits for the next request");
+                    return;
+                }
+            }
+        }
+        let Some(ring) = waker.as_mut() else { return };
+        let sqe = opcode::MsgRingData::new(types::Fd(target), 0, WAKE, None)
+            .build()
+            .flags(squeue::Flags::SKIP_SUCCESS);
+        // SAFETY: the entry points at no memory of ours.
+        if unsafe { ring.submission().push(&sqe) }.is_err() {
+            let _ = ring.submit();
+            // SAFETY: as above.
+            let _ = unsafe { ring.submission().push(&sqe) };
+        }
+        if let Err(e) = ring.submit() {
+            log::error!("io_uring wake-up: {e}");
+        }
+        for cqe in ring.completion() {
+            log::error!("io_uring wake-up: {}", io::Error::from_raw_os_error(-cqe.result()));
+        }
+    });
+}
+
+/// One registered entry: the memory the kernel copies requests into and
+/// replies out of. Shared by the queue thread and the entry's reply handle;
+/// the kernel's entry state decides who may touch it (see [`RingReply`]).
+struct Slot {
+    header: UnsafeCell<[u8; HEADER_SIZE]>,
+    payload: Payload,
+    /// The two iovecs REGISTER points at.
+    iov: UnsafeCell<[libc::iovec; 2]>,
+}
+
+// SAFETY: the buffers are accessed by one side at a time, handed over through
+// the kernel's completion (kernel → queue thread), the handler call (queue
+// thread → reply) and the mailbox lock (reply → queue thread).
+unsafe impl Sync for Slot {}
+// SAFETY: as above; the raw pointers are to memory the slot owns.
+unsafe impl Send for Slot {}
+
+impl Slot {
+    fn new(payload_size: usize) -> io::Result<Arc<Slot>> {
+        let slot = Arc::new(Slot {
+            header: UnsafeCell::new([0; HEADER_SIZE]),
+            payload: Payload::new(payload_size)?,
+            iov: UnsafeCell::new([libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; 2]),
+        });
+        // SAFETY: nobody else has the slot yet.
+        unsafe {
+            *slot.iov.get() = [
+                libc::iovec { iov_base: slot.header.get().cast(), iov_len: HEADER_SIZE },
+                libc::iovec { iov_base: slot.payload.ptr.cast(), iov_len: slot.payload.len },
+            ];
+        }
+        Ok(slot)
+    }
+}
+
+/// An anonymous mapping: untouched pages cost no memory.
+struct Payload {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Payload {
+    fn new(len: usize) -> io::Result<Payload> {
+        // SAFETY: a fresh private anonymous mapping aliases nothing.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Payload { ptr: ptr.cast(), len })
+    }
+}
+
+impl Drop for Payload {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is ours and nothing refers to it any more.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// One queue's entry that carried a request; the reply goes back through it.
+/// `Send`, so a reply may come from any thread. Dropped unanswered, it
+/// answers `EIO` so the entry is not lost.
+pub struct RingReply {
+    queue: Arc<Queue>,
+    slot: Arc<Slot>,
+    index: u32,
+    unique: u64,
+    answered: bool,
+}
+
+impl RingReply {
+    /// Answers with `reply`: `fuse_out_header` + body, exactly as written to
+    /// `/dev/fuse`. A body larger than the entry's payload becomes `EIO`.
+    pub fn send(mut self, reply: &[u8]) {
+        self.answer(reply);
+    }
+
+    fn answer(&mut self, reply: &[u8]) {
+        let error = reply
+            .get(4..8)
+            .map_or(-libc::EIO, |b| i32::from_ne_bytes(b.try_into().unwrap_or_default()));
+        let body = reply.get(OUT_HEADER_LEN..).unwrap_or_default();
+        let (error, body) = match (error, body.len() <= self.slot.payload.len) {
+            (0, true) => (0, body),
+            (0, false) => (-libc::EIO, &[][..]),
+            (error, _) => (error, &[][..]),
+        };
+        let len = (OUT_HEADER_LEN + body.len()) as u32;
+        let payload_sz = body.len() as u32;
+        // SAFETY: the kernel handed this entry to user space and touches its
+        // buffers again only after the commit posted below; this handle is
+        // the only one for the entry, and `body` was checked to fit.
+        unsafe {
+            let header = &mut *self.slot.header.get();
+            header[0..4].copy_from_slice(&len.to_ne_bytes());
+            header[4..8].copy_from_slice(&error.to_ne_bytes());
+            header[8..16].copy_from_slice(&self.unique.to_ne_bytes());
+            header[PAYLOAD_SZ_OFFSET..PAYLOAD_SZ_OFFSET + 4].copy_from_slice(&payload_sz.to_ne_bytes());
+            std::ptr::copy(body.as_ptr(), self.slot.payload.ptr, body.len());
+        }
+        self.answered = true;
+        self.queue.post(self.index, self.unique);
+    }
+}
+
+impl Drop for RingReply {
+    fn drop(&mut self) {
+        if !self.answered {
+            let mut reply = [0u8; OUT_HEADER_LEN];
+            reply[4..8].copy_from_slice(&(-libc::EIO).to_ne_bytes());
+            self.answer(&reply);
+        }
+    }
+}
+
+/// A queue thread's own state.
+struct Server {
+    queue: Arc<Queue>,
+    ring: IoUring<squeue::Entry128, cqueue::Entry>,
+    dev: OwnedFd,
+    payload_size: usize,
+    handler: Handler,
+    slots: Vec<Arc<Slot>>,
+    /// Entries waiting in the kernel for a request.
+    free: usize,
+    /// Entries handed to the handler, not yet committed.
+    held: usize,
+    /// The connection ended (an entry completed with ENOTCONN and the like).
+    gone: bool,
+    /// A registration failed: grow no more.
+    cannot_grow: bool,
+    request: Vec<u8>,
+    completions: Vec<(u64, i32)>,
+    commits: Vec<(u32, u64)>,
+}
+
+fn serve(
+    qid: u16,
+    dev: OwnedFd,
+    payload_size: usize,
+    handler: Handler,
+    ready: mpsc::Sender<io::Result<Arc<Queue>>>,
+) {
+    pin_to_cpu(qid);
+    let mut server = match Server::new(qid, dev, payload_size, handler) {
+        Ok(server) => server,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    if ready.send(Ok(server.queue.clone())).is_err() {
+        return;
+    }
+    if let Err(e) = server.run() {
+        log::error!("io_uring queue {qid}: {e}");
+    }
+    server.queue.mailbox.lock().closed = true;
+    if !server.gone {
+        // Stopped while the connection lives: the kernel keeps the entries'
+        // addresses until it is aborted, so their memory must stay.
+        std::mem::forget(std::mem::take(&mut server.slots));
+    }
+}
+
+fn pin_to_cpu(cpu: u16) {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET stays within it.
+    let result = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(usize::from(cpu), &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
+    };
+    if result != 0 {
+        // An offline CPU issues no requests; its queue need not be near it.
+        log::debug!("io_uring queue {cpu}: not pinned: {}", io::Error::last_os_error());
+    }
+}
+
+impl Server {
+    fn new(qid: u16, dev: OwnedFd, payload_size: usize, handler: Handler) -> io::Result<Server> {
+        let ring = IoUring::<squeue::Entry128, cqueue::Entry>::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .build(SQ_DEPTH)?;
+        let queue = Arc::new(Queue {
+            qid,
+            // SAFETY: the ring's descriptor is open for as long as `ring`.
+            ring_fd: unsafe { BorrowedFd::borrow_raw(ring.as_raw_fd()) }.try_clone_to_owned()?,
+            mailbox: Mutex::new(Mailbox::default()),
+            stopping: AtomicBool::new(false),
+            requests: AtomicU64::new(0),
+            entries: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
+        });
+        OWN_QUEUE.with(|own| own.set(Arc::as_ptr(&queue) as usize));
+        let mut server = Server {
+            queue,
+            ring,
+            dev,
+            payload_size,
+            handler,
+            slots: Vec::new(),
+            free: 0,
+            held: 0,
+            gone: false,
+            cannot_grow: false,
+            request: Vec::new(),
+            completions: Vec::new(),
+            commits: Vec::new(),
+        };
+        for _ in 0..INITIAL_ENTRIES {
+            server.register()?;
+        }
+        server.ring.submit()?;
+        // A refused registration completes at once; a good one only when a
+        // request arrives.
+        if let Some(cqe) = server.ring.completion().next() {
+            return Err(io::Error::from_raw_os_error(-cqe.result()));
+        }
+        Ok(server)
+    }
+
+    fn run(&mut self) -> io::Result<()> {
+        loop {
+            match self.ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {}
+                Err(e) => return Err(e),
+            }
+            self.completions.clear();
+            self.completions
+                .extend(self.ring.completion().map(|cqe| (cqe.user_data(), cqe.result())));
+            for i in 0..self.completions.len() {
+                let (tag, result) = self.completions[i];
+                if tag != WAKE {
+                    self.complete(tag as usize, result);
+                }
+            }
+            self.commit_answered()?;
+            if self.queue.stopping.load(Ordering::Acquire) || (self.gone && self.free == 0) {
+                return Ok(());
+            }
+            self.grow()?;
+        }
+    }
+
+    /// An entry completed: a request arrived in it, or it failed.
+    fn complete(&mut self, index: usize, result: i32) {
+        self.free -= 1;
+        if result < 0 {
+            match -result {
+                libc::ENOTCONN | libc::ECONNABORTED | libc::ECANCELED | libc::ENODEV => {
+                    self.gone = true;
+                }
+                errno => log::warn!(
+                    "io_uring queue {}: entry {index}: {}",
+                    self.queue.qid,
+                    io::Error::from_raw_os_error(errno)
+                ),
+            }
+            return;
+        }
+        let Some(slot) = self.slots.get(index).cloned() else { return };
+        // SAFETY: the completion hands the entry to us; the kernel does not
+        // touch it until we commit, which only the reply below can trigger.
+        let header: &[u8; HEADER_SIZE] = unsafe { &*slot.header.get() };
+        let payload_sz = u32::from_ne_bytes(
+            header[PAYLOAD_SZ_OFFSET..PAYLOAD_SZ_OFFSET + 4]
+                .try_into()
+                .unwrap_or_default(),
+        ) as usize;
+        // SAFETY: as above; the length is clamped to the mapping.
+        let payload = unsafe {
+            std::slice::from_raw_parts(slot.payload.ptr, payload_sz.min(slot.payload.len))
+        };
+        // The in-header's length covers the per-op struct and the payload.
+        let total = u32::from_ne_bytes(header[0..4].try_into().unwrap_or_default()) as usize;
+        let op_len = total.saturating_sub(IN_HEADER_LEN + payload.len()).min(OP_MAX);
+        let unique = u64::from_ne_bytes(header[8..16].try_into().unwrap_or_default());
+        self.request.clear();
+        self.request.extend_from_slice(&header[..IN_HEADER_LEN]);
+        self.request.extend_from_slice(&header[OP_OFFSET..OP_OFFSET + op_len]);
+        self.request.extend_from_slice(payload);
+        let len = self.request.len() as u32;
+        self.request[0..4].copy_from_slice(&len.to_ne_bytes());
+        self.held += 1;
+        self.queue.held.store(self.held, Ordering::Relaxed);
+        self.queue.requests.fetch_add(1, Ordering::Relaxed);
+        let reply = RingReply {
+            queue: self.queue.clone(),
+            slot,
+            index: index as u32,
+            unique,
+            answered: false,
+        };
+        (self.handler)(&self.request, reply);
+    }
+
+    /// Commits every answered entry, each fetching its next request.
+    fn commit_answered(&mut self) -> io::Result<()> {
+        std::mem::swap(&mut self.commits, &mut self.queue.mailbox.lock().commits);
+        for i in 0..self.commits.len() {
+            let (index, unique) = self.commits[i];
+            let mut cmd = [0u8; 80];
+            cmd[8..16].copy_from_slice(&unique.to_ne_bytes());
+            cmd[16..18].copy_from_slice(&self.queue.qid.to_ne_bytes());
+            let sqe = opcode::UringCmd80::new(types::Fd(self.dev.as_raw_fd()), CMD_COMMIT_AND_FETCH)
+                .cmd(cmd)
+                .build()
+                .user_data(u64::from(index));
+            self.push(sqe)?;
+            self.held -= 1;
+            self.free += 1;
+        }
+        self.commits.clear();
+        self.queue.held.store(self.held, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Keeps enough entries free that parked requests never starve a new one.
+    fn grow(&mut self) -> io::Result<()> {
+        let want = MIN_FREE.max(self.held / 4);
+        if self.free >= want || self.gone || self.cannot_grow {
+            return Ok(());
+        }
+        while self.free < 2 * want && self.slots.len() < MAX_ENTRIES_PER_QUEUE {
+            if let Err(e) = self.register() {
+                log::error!("io_uring queue {}: cannot add an entry: {e}", self.queue.qid);
+                self.cannot_grow = true;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers one more entry.
+    fn register(&mut self) -> io::Result<()> {
+        let slot = Slot::new(self.payload_size)?;
+        let mut cmd = [0u8; 80];
+        cmd[16..18].copy_from_slice(&self.queue.qid.to_ne_bytes());
+        let sqe = opcode::UringCmd80::new(types::Fd(self.dev.as_raw_fd()), CMD_REGISTER)
+            .cmd(cmd)
+            .addr(Some(slot.iov.get() as u64))
+            .build()
+            .user_data(self.slots.len() as u64);
+        self.push(with_len(sqe, 2))?;
+        self.slots.push(slot);
+        self.free += 1;
+        self.queue.entries.store(self.slots.len(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn push(&mut self, sqe: squeue::Entry128) -> io::Result<()> {
+        loop {
+            // SAFETY: what the entry points at (a slot's iovecs and buffers)
+            // lives in `self.slots` as long as the kernel may use it.
+            if unsafe { self.ring.submission().push(&sqe) }.is_ok() {
+                return Ok(());
+            }
+            self.ring.submit()?;
+        }
+    }
+}
+
+/// Sets an SQE's `len` field (the iovec count of REGISTER), which the
+/// crate's URING_CMD builder does not expose.
+fn with_len(sqe: squeue::Entry128, len: u32) -> squeue::Entry128 {
+    const _: () = assert!(size_of::<squeue::Entry128>() == 128);
+    // SAFETY: Entry128 is a repr(C) pair of plain integers and arrays
+    // (io_uring_sqe and 64 command bytes), 128 bytes; any bytes are valid.
+    let mut bytes: [u8; 128] = unsafe { std::mem::transmute(sqe) };
+    // io_uring_sqe.len is the u32 at offset 24.
+    bytes[24..28].copy_from_slice(&len.to_ne_bytes());
+    // SAFETY: as above.
+    unsafe { std::mem::transmute(bytes) }
+}
