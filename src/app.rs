@@ -81,8 +81,10 @@ fn mount(args: MountArgs) -> Result<(), String> {
                 subtype: "mailslotfs",
                 allow_other: options.allow_other,
                 threads: options.threads,
+                transport: options.transport,
             };
-            let mounted = session::mount(&dir, &config, |n| fs.serve(n), wake_this_thread())
+            let serve = |notifier, transport| fs.serve(notifier, transport);
+            let mounted = session::mount(&dir, &config, serve, wake_this_thread())
                 .map_err(|e| mount_error(&dir, &e, options.allow_other))?;
             let helper = match &user {
                 Some(user) => Some(privileges::become_user(user, &dir)?),

@@ -9,6 +9,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::bridge::Cidr;
 use crate::bridge::net::Settings;
+use crate::kernel::mount::Transport;
 use crate::slot::limits::{Limits, ReadTimeout};
 use crate::slot::memory::message_cost;
 use crate::slot::table::SlotDefaults;
@@ -69,7 +70,9 @@ pub struct MountArgs {
     /// Comma-separated options: max_msg=BYTES, timeout=MS (-1 = forever),
     /// quota_messages=N, quota_bytes=BYTES, max_memory=BYTES (all slots
     /// together), keep_empty, allow_other, user=NAME, threads=N (FUSE
-    /// event-loop threads, default 4). Sizes take K, M or G suffixes. May be
+    /// event-loop threads, default 4), io_uring (FUSE-over-io_uring or fail),
+    /// no_io_uring (classic /dev/fuse only; the default takes io_uring when
+    /// the kernel offers it). Sizes take K, M or G suffixes. May be
     /// given more than once.
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
@@ -398,6 +401,8 @@ pub struct MountOptions {
     pub bridge: BridgeRequest,
     /// FUSE event-loop threads (`-o threads=N`).
     pub threads: usize,
+    /// `-o io_uring` / `-o no_io_uring`; by default whatever the kernel offers.
+    pub transport: Transport,
 }
 
 /// Event-loop threads unless `-o threads` says otherwise: where waking an
@@ -430,6 +435,7 @@ pub fn parse_mount_options(lists: &[String], transport_max: u32) -> Result<Mount
     let mut allow_other = false;
     let mut bridge = BridgeRequest::default();
     let mut threads = DEFAULT_THREADS;
+    let mut transport = Transport::Auto;
     for option in lists
         .iter()
         .flat_map(|l| l.split(','))
@@ -464,6 +470,8 @@ pub fn parse_mount_options(lists: &[String], transport_max: u32) -> Result<Mount
             ("user", Some(v)) if !v.is_empty() => user = Some(v.to_owned()),
             ("keep_empty", None) => keep_empty = true,
             ("allow_other", None) => allow_other = true,
+            ("io_uring", None) => transport = Transport::IoUring,
+            ("no_io_uring", None) => transport = Transport::Classic,
             (k, v) if BridgeRequest::takes(k) => bridge.set(k, v).map_err(|why| bad(&why))?,
             (k, None) if IGNORED_OPTIONS.contains(&k) || k.starts_with("x-") => {}
             (
@@ -472,7 +480,9 @@ pub fn parse_mount_options(lists: &[String], transport_max: u32) -> Result<Mount
             ) => {
                 return Err(bad("needs a value"));
             }
-            ("keep_empty" | "allow_other", Some(_)) => return Err(bad("takes no value")),
+            ("keep_empty" | "allow_other" | "io_uring" | "no_io_uring", Some(_)) => {
+                return Err(bad("takes no value"));
+            }
             ("ro", None) => return Err(bad("a mailslot mount cannot be read-only")),
             _ => return Err(bad("unknown option")),
         }
@@ -493,6 +503,7 @@ pub fn parse_mount_options(lists: &[String], transport_max: u32) -> Result<Mount
         allow_other,
         bridge,
         threads,
+        transport,
     })
 }
 

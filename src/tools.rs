@@ -196,10 +196,12 @@ pub fn status(args: &StatusArgs) -> Result<(), String> {
     collect_slots(&args.dir, &args.dir, &mut slots)?;
     slots.sort_by(|a, b| a.path.cmp(&b.path));
     let bridge = bridge_status(&args.dir);
+    let transport = get_xattr_named(&args.dir, "user.mailslot.transport")
+        .unwrap_or_else(|_| "unknown".to_owned());
     let text = if args.json {
-        status_json(&shown, &slots, &bridge)
+        status_json(&shown, &transport, &slots, &bridge)
     } else {
-        status_table(&slots) + &bridge_table(&bridge)
+        format!("transport: {transport}\n") + &status_table(&slots) + &bridge_table(&bridge)
     };
     io::stdout()
         .lock()
@@ -312,9 +314,14 @@ fn status_table(slots: &[SlotStatus]) -> String {
     text
 }
 
-/// `{"mount": DIR, "slots": [{"path": ..., "<attribute>": N, ...}]}`, the
+/// `{"mount": DIR, "transport": "io_uring" or "classic", "slots": [{"path": ..., "<attribute>": N, ...}]}`, the
 /// attribute names being the `user.mailslot.*` ones without the prefix.
-fn status_json(dir: &str, slots: &[SlotStatus], bridge: &[(String, String)]) -> String {
+fn status_json(
+    dir: &str,
+    transport: &str,
+    slots: &[SlotStatus],
+    bridge: &[(String, String)],
+) -> String {
     let slots: Vec<String> = slots
         .iter()
         .map(|slot| {
@@ -340,8 +347,9 @@ fn status_json(dir: &str, slots: &[SlotStatus], bridge: &[(String, String)]) -> 
         }
     };
     format!(
-        "{{\"mount\":{},\"slots\":[{}]{bridge}}}\n",
+        "{{\"mount\":{},\"transport\":{},\"slots\":[{}]{bridge}}}\n",
         json_string(dir),
+        json_string(transport),
         slots.join(",")
     )
 }

@@ -92,6 +92,8 @@ pub(crate) struct Inner {
     /// INTERRUPTs that arrived before their read was parked.
     early_interrupts: Mutex<VecDeque<(u64, Instant)>>,
     notifier: Mutex<Option<Notifier>>,
+    /// Which transport carries requests, for `status`.
+    transport: Mutex<&'static str>,
     shutting_down: AtomicBool,
     net: Option<Net>,
 }
@@ -99,6 +101,8 @@ pub(crate) struct Inner {
 /// Handles of `.net` endpoints are numbered from here, apart from the
 /// table's slot handles.
 const NET_FH_BASE: Fh = 1 << 62;
+/// The root's read-only attribute naming the transport (`status`).
+const TRANSPORT_XATTR: &str = "user.mailslot.transport";
 /// Prefix of the bridge's read-only attributes on `.net`.
 const BRIDGE_XATTR_PREFIX: &str = "user.mailslot.bridge.";
 
@@ -139,6 +143,7 @@ impl MailslotFs {
             delivery_check: signals::DeliveryCheck::default(),
             early_interrupts: Mutex::new(VecDeque::new()),
             notifier: Mutex::new(None),
+            transport: Mutex::new("classic"),
             shutting_down: AtomicBool::new(false),
             net,
         });
@@ -149,9 +154,10 @@ impl MailslotFs {
 
 impl MailslotFs {
     /// The handler for the kernel interface, once the connection's
-    /// notifier (for poll wake-ups) exists.
-    pub fn serve(self, notifier: Notifier) -> Arc<dyn Handler> {
+    /// notifier (for poll wake-ups) exists and its transport is known.
+    pub fn serve(self, notifier: Notifier, transport: &'static str) -> Arc<dyn Handler> {
         *self.0.notifier.lock() = Some(notifier);
+        *self.0.transport.lock() = transport;
         Arc::new(self)
     }
 }
@@ -649,6 +655,9 @@ impl Inner {
                 None => reply.error(errno::errno(SlotError::NoSuchAttribute)),
             };
         }
+        if ino == ROOT && name == TRANSPORT_XATTR.as_bytes() {
+            return reply.xattr(size, self.transport.lock().as_bytes());
+        }
         let Some(attr) = InfoAttr::from_name(name) else {
             // The kernel asks for security.* names itself on every write;
             // only a user.* question comes from a client.
@@ -684,6 +693,7 @@ impl Inner {
                 .iter()
                 .flat_map(|a| a.name().bytes().chain([0]))
                 .collect(),
+            Ok(_) if ino == ROOT => format!("{TRANSPORT_XATTR}\0").into_bytes(),
             Ok(_) => Vec::new(),
             Err(e) => return reply.error(refuse("listxattr", tid, e)),
         };

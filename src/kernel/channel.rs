@@ -12,23 +12,37 @@ use std::thread::JoinHandle;
 
 use super::abi::{self, NOTIFY_POLL, OUT_HEADER};
 use super::reply::Reply;
+use super::uring::RingReply;
 use super::request::{Operation, Request, decode};
 
-/// Where a reply goes.
-#[derive(Clone)]
-pub struct Sender(Arc<OwnedFd>);
+/// Where a reply goes: the descriptor that read the request, or the ring
+/// entry that carried it.
+pub enum Sender {
+    Device(Arc<OwnedFd>),
+    Ring(RingReply),
+}
 
 impl Sender {
-    /// Writes one reply (out-header first) in a single `writev`, as the
-    /// kernel requires. A reply the kernel no longer wants (its caller was
-    /// interrupted or the mount is gone) is not an error worth a line.
-    pub(crate) fn send(&self, parts: &[&[u8]]) {
+    /// Sends one reply (out-header first).
+    pub(crate) fn send(self, parts: &[&[u8]]) {
+        match self {
+            Sender::Device(fd) => write_reply(&fd, parts),
+            Sender::Ring(entry) => entry.send(&parts.concat()),
+        }
+    }
+}
+
+/// Writes one reply in a single `writev`, as the kernel requires. A reply
+/// the kernel no longer wants (its caller was interrupted or the mount is
+/// gone) is not an error worth a line.
+fn write_reply(fd: &OwnedFd, parts: &[&[u8]]) {
+    {
         let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
         // SAFETY: IoSlice is ABI-compatible with iovec; the slices outlive
         // the call.
         let n = unsafe {
             libc::writev(
-                self.0.as_raw_fd(),
+                fd.as_raw_fd(),
                 slices.as_ptr().cast(),
                 slices.len() as libc::c_int,
             )
@@ -42,9 +56,10 @@ impl Sender {
     }
 }
 
-/// Sends notifications (FUSE_NOTIFY_POLL) on the connection.
+/// Sends notifications (FUSE_NOTIFY_POLL) on the connection: always
+/// through `/dev/fuse`, whichever transport carries requests.
 #[derive(Clone)]
-pub struct Notifier(Sender);
+pub struct Notifier(Arc<OwnedFd>);
 
 impl Notifier {
     /// Tells the kernel that the poll handle `kh` may be ready.
@@ -52,7 +67,7 @@ impl Notifier {
         let mut header = [0u8; OUT_HEADER];
         header[..4].copy_from_slice(&((OUT_HEADER + 8) as u32).to_ne_bytes());
         header[4..8].copy_from_slice(&NOTIFY_POLL.to_ne_bytes());
-        self.0.send(&[&header, &kh.to_ne_bytes()]);
+        write_reply(&self.0, &[&header, &kh.to_ne_bytes()]);
     }
 }
 
@@ -174,7 +189,7 @@ fn serve(fd: &Arc<OwnedFd>, buffer_size: usize, handler: &dyn Handler) {
                 }
             }
         }
-        dispatch(handler, &buf[..n as usize], Sender(Arc::clone(fd)));
+        dispatch(handler, &buf[..n as usize], Sender::Device(Arc::clone(fd)));
     }
 }
 
@@ -195,9 +210,13 @@ fn clone_device(dev: &OwnedFd) -> io::Result<OwnedFd> {
     Ok(fresh)
 }
 
-/// The reply path and the notifier of a descriptor that is not a loop's
-/// (the one INIT was answered on).
-pub fn sender(dev: &OwnedFd) -> io::Result<(Sender, Notifier)> {
-    let sender = Sender(Arc::new(dev.try_clone()?));
-    Ok((sender.clone(), Notifier(sender)))
+/// The reply path of a descriptor that is not a loop's (the one INIT is
+/// answered on).
+pub fn sender(dev: &OwnedFd) -> io::Result<Sender> {
+    Ok(Sender::Device(Arc::new(dev.try_clone()?)))
+}
+
+/// The connection's notifier.
+pub fn notifier(dev: &OwnedFd) -> io::Result<Notifier> {
+    Ok(Notifier(Arc::new(dev.try_clone()?)))
 }

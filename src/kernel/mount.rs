@@ -4,7 +4,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::abi::{self, KERNEL_MINOR_VERSION, KERNEL_VERSION, OLDEST_MINOR_VERSION, init};
-use super::channel::{self, Handler, Notifier, Session};
+use super::channel::{self, Handler, Notifier, Sender, Session};
+use super::uring;
 use super::request::{Operation, decode};
 use crate::mountinfo;
 
@@ -52,6 +53,22 @@ fn read_sysctl(name: &str) -> Option<u64> {
         .ok()
 }
 
+/// Which transport carries requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// FUSE-over-io_uring when the kernel offers it at INIT, else classic.
+    #[default]
+    Auto,
+    /// FUSE-over-io_uring or no mount (`-o io_uring`).
+    IoUring,
+    /// `/dev/fuse` only (`-o no_io_uring`).
+    Classic,
+}
+
+/// Where an admin switches FUSE-over-io_uring on; read by the kernel at
+/// mount time only.
+pub const ENABLE_URING: &str = "/sys/module/fuse/parameters/enable_uring";
+
 /// How to mount.
 pub struct MountConfig<'a> {
     /// The mount table's source column.
@@ -59,13 +76,16 @@ pub struct MountConfig<'a> {
     /// The `fuse.SUBTYPE` the mount table shows.
     pub subtype: &'a str,
     pub allow_other: bool,
-    /// Classic loops serving requests.
+    /// Classic loops serving requests (one when the ring serves them).
     pub threads: usize,
+    pub transport: Transport,
 }
 
 /// A live mount.
 pub struct Mounted {
     session: Session,
+    /// The io_uring queues, when they carry the requests.
+    rings: Option<uring::Rings>,
     dir: PathBuf,
     /// Our mount's device (`major:minor`), so that we never unmount a
     /// mount someone else has since put on the same directory.
@@ -73,23 +93,31 @@ pub struct Mounted {
 }
 
 /// Mounts at `dir`, completes the INIT handshake, and starts serving with
-/// the handler `make_handler` builds from the connection's notifier. Returns
-/// once the mount is usable. `on_end` runs when the connection ends.
+/// the handler `make_handler` builds from the connection's notifier and the
+/// transport's name. Returns once the mount is usable. `on_end` runs when
+/// the connection ends.
 pub fn mount(
     dir: &Path,
     config: &MountConfig<'_>,
-    make_handler: impl FnOnce(Notifier) -> Arc<dyn Handler>,
+    make_handler: impl FnOnce(Notifier, &'static str) -> Arc<dyn Handler>,
     on_end: Arc<dyn Fn() + Send + Sync>,
 ) -> io::Result<Mounted> {
     let dev = open_connection(dir, config)?;
     let mounted = (|| {
-        let negotiated = handshake(&dev)?;
-        let (_, notifier) = channel::sender(&dev)?;
-        let handler = make_handler(notifier);
+        let negotiated = handshake(&dev, config.transport)?;
+        let name = if negotiated.uring { "io_uring" } else { "classic" };
+        let handler = make_handler(channel::notifier(&dev)?, name);
+        let rings = match negotiated.uring {
+            true => Some(start_rings(&dev, &negotiated, &handler)?),
+            false => None,
+        };
+        // INTERRUPT and FORGET always come through /dev/fuse.
+        let threads = if rings.is_some() { 1 } else { config.threads };
         let buffer = negotiated.max_write as usize + 4096;
-        let session = Session::start(&dev, config.threads, buffer, handler, on_end)?;
+        let session = Session::start(&dev, threads, buffer, handler, on_end)?;
         Ok(Mounted {
             session,
+            rings,
             dir: dir.to_path_buf(),
             device: mountinfo::top_mount_device(dir),
         })
@@ -219,13 +247,35 @@ fn receive_fd(socket: &OwnedFd) -> io::Result<OwnedFd> {
     Err(io::Error::other("fusermount3 sent no descriptor"))
 }
 
+/// One queue per CPU, each dispatching what its ring carries.
+fn start_rings(
+    dev: &OwnedFd,
+    negotiated: &Negotiated,
+    handler: &Arc<dyn Handler>,
+) -> io::Result<uring::Rings> {
+    let handler = Arc::clone(handler);
+    let payload = uring::payload_size(negotiated.max_write, negotiated.max_pages as u16);
+    uring::start(
+        dev.as_fd(),
+        payload,
+        Arc::new(move |request: &[u8], entry| {
+            channel::dispatch(&*handler, request, Sender::Ring(entry))
+        }),
+    )
+    .map_err(|e| io::Error::new(e.kind(), format!("io_uring: {e}")))
+}
+
 /// What INIT settled.
 struct Negotiated {
     max_write: u32,
+    max_pages: u32,
+    /// Requests come over FUSE-over-io_uring.
+    uring: bool,
 }
 
-/// Reads the kernel's INIT and answers it.
-fn handshake(dev: &OwnedFd) -> io::Result<Negotiated> {
+/// Reads the kernel's INIT and answers it, taking the ring as `transport`
+/// allows.
+fn handshake(dev: &OwnedFd, transport: Transport) -> io::Result<Negotiated> {
     let mut buf = vec![0u8; 8192];
     let n = loop {
         // SAFETY: reads into our own buffer, within its length.
@@ -254,8 +304,22 @@ fn handshake(dev: &OwnedFd) -> io::Result<Negotiated> {
     }
     let pages = max_pages();
     let max_write = pages * 4096;
-    let wanted = init::ASYNC_READ | init::BIG_WRITES | init::PARALLEL_DIROPS | init::MAX_PAGES;
-    let flags = wanted & offered;
+    let ring_offered = uring::offered(offered);
+    let uring = match transport {
+        Transport::IoUring if !ring_offered => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("io_uring: the kernel does not offer FUSE-over-io_uring ({ENABLE_URING} is not Y)"),
+            ));
+        }
+        Transport::Classic => false,
+        _ => ring_offered,
+    };
+    let mut wanted = init::ASYNC_READ | init::BIG_WRITES | init::PARALLEL_DIROPS | init::MAX_PAGES;
+    if uring {
+        wanted |= uring::INIT_REPLY_FLAGS;
+    }
+    let flags = wanted & (offered | init::INIT_EXT);
     let mut out = [0u8; abi::INIT_OUT];
     let words: [(usize, u32); 5] = [
         (0, KERNEL_VERSION),
@@ -272,9 +336,12 @@ fn handshake(dev: &OwnedFd) -> io::Result<Negotiated> {
     out[24..28].copy_from_slice(&1u32.to_ne_bytes()); // time_gran
     out[28..30].copy_from_slice(&(pages as u16).to_ne_bytes());
     out[32..36].copy_from_slice(&((flags >> 32) as u32).to_ne_bytes());
-    let (sender, _) = channel::sender(dev)?;
-    super::reply::Reply::new(request.unique, sender).data(&out);
-    Ok(Negotiated { max_write })
+    super::reply::Reply::new(request.unique, channel::sender(dev)?).data(&out);
+    Ok(Negotiated {
+        max_write,
+        max_pages: pages,
+        uring,
+    })
 }
 
 impl Mounted {
@@ -297,6 +364,8 @@ impl Mounted {
             self.session
                 .join_until(Instant::now() + Duration::from_secs(2));
         }
+        // The connection is gone: the queue threads end; join them.
+        drop(self.rings);
     }
 }
 
