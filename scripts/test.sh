@@ -42,6 +42,21 @@ trap cleanup EXIT
 cargo fmt --check
 cargo clippy --quiet --all-targets -- -D warnings
 timeout 1800 cargo test --quiet -- --test-threads=4
+
+# Every test again on FUSE-over-io_uring, when this kernel has it: the
+# kernel offers it only to mounts made while enable_uring is Y, so switch it
+# on for this pass and put back what was there, also on failure.
+uring_switch=/sys/module/fuse/parameters/enable_uring
+if [ -w "$uring_switch" ]; then
+  uring_was=$(cat "$uring_switch")
+  restore_uring() { echo "$uring_was" >"$uring_switch"; }
+  trap 'restore_uring; cleanup' EXIT
+  echo Y >"$uring_switch"
+  echo "test.sh: the same tests on FUSE-over-io_uring"
+  MAILSLOTFS_EXPECT_TRANSPORT=io_uring timeout 1800 cargo test --quiet -- --test-threads=4
+  restore_uring
+  trap cleanup EXIT
+fi
 if [ -n "$(leftovers)$(stale_namespaces)" ]; then
   echo "test.sh: tests left mounts or network namespaces behind:" >&2
   leftovers >&2

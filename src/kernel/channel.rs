@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 
 use super::abi::{self, NOTIFY_POLL, OUT_HEADER};
 use super::reply::Reply;
-use super::uring::RingReply;
 use super::request::{Operation, Request, decode};
+use super::uring::RingReply;
 
 /// Where a reply goes: the descriptor that read the request, or the ring
 /// entry that carried it.

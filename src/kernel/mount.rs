@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use super::abi::{self, KERNEL_MINOR_VERSION, KERNEL_VERSION, OLDEST_MINOR_VERSION, init};
 use super::channel::{self, Handler, Notifier, Sender, Session};
-use super::uring;
 use super::request::{Operation, decode};
+use super::uring;
 use crate::mountinfo;
 
 /// Pages the kernel may put in one request (`fs.fuse.max_pages_limit`).
@@ -105,7 +105,11 @@ pub fn mount(
     let dev = open_connection(dir, config)?;
     let mounted = (|| {
         let negotiated = handshake(&dev, config.transport)?;
-        let name = if negotiated.uring { "io_uring" } else { "classic" };
+        let name = if negotiated.uring {
+            "io_uring"
+        } else {
+            "classic"
+        };
         let handler = make_handler(channel::notifier(&dev)?, name);
         let rings = match negotiated.uring {
             true => Some(start_rings(&dev, &negotiated, &handler)?),
@@ -309,7 +313,9 @@ fn handshake(dev: &OwnedFd, transport: Transport) -> io::Result<Negotiated> {
         Transport::IoUring if !ring_offered => {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                format!("io_uring: the kernel does not offer FUSE-over-io_uring ({ENABLE_URING} is not Y)"),
+                format!(
+                    "io_uring: the kernel does not offer FUSE-over-io_uring ({ENABLE_URING} is not Y)"
+                ),
             ));
         }
         Transport::Classic => false,

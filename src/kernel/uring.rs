@@ -153,7 +153,10 @@ pub fn start(dev: BorrowedFd<'_>, payload_size: usize, handler: Handler) -> io::
             Ok(Ok(queue)) => rings.queues.push((queue, thread)),
             Ok(Err(e)) => {
                 let _ = thread.join();
-                return Err(io::Error::new(e.kind(), format!("io_uring queue {qid}: {e}")));
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("io_uring queue {qid}: {e}"),
+                ));
             }
             Err(_) => {
                 let _ = thread.join();
@@ -294,7 +297,10 @@ fn wake(target: RawFd) {
             log::error!("io_uring wake-up: {e}");
         }
         for cqe in ring.completion() {
-            log::error!("io_uring wake-up: {}", io::Error::from_raw_os_error(-cqe.result()));
+            log::error!(
+                "io_uring wake-up: {}",
+                io::Error::from_raw_os_error(-cqe.result())
+            );
         }
     });
 }
@@ -321,13 +327,24 @@ impl Slot {
         let slot = Arc::new(Slot {
             header: UnsafeCell::new([0; HEADER_SIZE]),
             payload: Payload::new(payload_size)?,
-            iov: UnsafeCell::new([libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; 2]),
+            iov: UnsafeCell::new(
+                [libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0,
+                }; 2],
+            ),
         });
         // SAFETY: nobody else has the slot yet.
         unsafe {
             *slot.iov.get() = [
-                libc::iovec { iov_base: slot.header.get().cast(), iov_len: HEADER_SIZE },
-                libc::iovec { iov_base: slot.payload.ptr.cast(), iov_len: slot.payload.len },
+                libc::iovec {
+                    iov_base: slot.header.get().cast(),
+                    iov_len: HEADER_SIZE,
+                },
+                libc::iovec {
+                    iov_base: slot.payload.ptr.cast(),
+                    iov_len: slot.payload.len,
+                },
             ];
         }
         Ok(slot)
@@ -356,7 +373,10 @@ impl Payload {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Payload { ptr: ptr.cast(), len })
+        Ok(Payload {
+            ptr: ptr.cast(),
+            len,
+        })
     }
 }
 
@@ -386,9 +406,9 @@ impl RingReply {
     }
 
     fn answer(&mut self, reply: &[u8]) {
-        let error = reply
-            .get(4..8)
-            .map_or(-libc::EIO, |b| i32::from_ne_bytes(b.try_into().unwrap_or_default()));
+        let error = reply.get(4..8).map_or(-libc::EIO, |b| {
+            i32::from_ne_bytes(b.try_into().unwrap_or_default())
+        });
         let body = reply.get(OUT_HEADER_LEN..).unwrap_or_default();
         let (error, body) = match (error, body.len() <= self.slot.payload.len) {
             (0, true) => (0, body),
@@ -405,7 +425,8 @@ impl RingReply {
             header[0..4].copy_from_slice(&len.to_ne_bytes());
             header[4..8].copy_from_slice(&error.to_ne_bytes());
             header[8..16].copy_from_slice(&self.unique.to_ne_bytes());
-            header[PAYLOAD_SZ_OFFSET..PAYLOAD_SZ_OFFSET + 4].copy_from_slice(&payload_sz.to_ne_bytes());
+            header[PAYLOAD_SZ_OFFSET..PAYLOAD_SZ_OFFSET + 4]
+                .copy_from_slice(&payload_sz.to_ne_bytes());
             std::ptr::copy(body.as_ptr(), self.slot.payload.ptr, body.len());
         }
         self.answered = true;
@@ -482,7 +503,10 @@ fn pin_to_cpu(cpu: u16) {
     };
     if result != 0 {
         // An offline CPU issues no requests; its queue need not be near it.
-        log::debug!("io_uring queue {cpu}: not pinned: {}", io::Error::last_os_error());
+        log::debug!(
+            "io_uring queue {cpu}: not pinned: {}",
+            io::Error::last_os_error()
+        );
     }
 }
 
@@ -538,8 +562,11 @@ impl Server {
                 Err(e) => return Err(e),
             }
             self.completions.clear();
-            self.completions
-                .extend(self.ring.completion().map(|cqe| (cqe.user_data(), cqe.result())));
+            self.completions.extend(
+                self.ring
+                    .completion()
+                    .map(|cqe| (cqe.user_data(), cqe.result())),
+            );
             for i in 0..self.completions.len() {
                 let (tag, result) = self.completions[i];
                 if tag != WAKE {
@@ -570,7 +597,9 @@ impl Server {
             }
             return;
         }
-        let Some(slot) = self.slots.get(index).cloned() else { return };
+        let Some(slot) = self.slots.get(index).cloned() else {
+            return;
+        };
         // SAFETY: the completion hands the entry to us; the kernel does not
         // touch it until we commit, which only the reply below can trigger.
         let header: &[u8; HEADER_SIZE] = unsafe { &*slot.header.get() };
@@ -585,11 +614,14 @@ impl Server {
         };
         // The in-header's length covers the per-op struct and the payload.
         let total = u32::from_ne_bytes(header[0..4].try_into().unwrap_or_default()) as usize;
-        let op_len = total.saturating_sub(IN_HEADER_LEN + payload.len()).min(OP_MAX);
+        let op_len = total
+            .saturating_sub(IN_HEADER_LEN + payload.len())
+            .min(OP_MAX);
         let unique = u64::from_ne_bytes(header[8..16].try_into().unwrap_or_default());
         self.request.clear();
         self.request.extend_from_slice(&header[..IN_HEADER_LEN]);
-        self.request.extend_from_slice(&header[OP_OFFSET..OP_OFFSET + op_len]);
+        self.request
+            .extend_from_slice(&header[OP_OFFSET..OP_OFFSET + op_len]);
         self.request.extend_from_slice(payload);
         let len = self.request.len() as u32;
         self.request[0..4].copy_from_slice(&len.to_ne_bytes());
@@ -614,10 +646,11 @@ impl Server {
             let mut cmd = [0u8; 80];
             cmd[8..16].copy_from_slice(&unique.to_ne_bytes());
             cmd[16..18].copy_from_slice(&self.queue.qid.to_ne_bytes());
-            let sqe = opcode::UringCmd80::new(types::Fd(self.dev.as_raw_fd()), CMD_COMMIT_AND_FETCH)
-                .cmd(cmd)
-                .build()
-                .user_data(u64::from(index));
+            let sqe =
+                opcode::UringCmd80::new(types::Fd(self.dev.as_raw_fd()), CMD_COMMIT_AND_FETCH)
+                    .cmd(cmd)
+                    .build()
+                    .user_data(u64::from(index));
             self.push(sqe)?;
             self.held -= 1;
             self.free += 1;
@@ -635,7 +668,10 @@ impl Server {
         }
         while self.free < 2 * want && self.slots.len() < MAX_ENTRIES_PER_QUEUE {
             if let Err(e) = self.register() {
-                log::error!("io_uring queue {}: cannot add an entry: {e}", self.queue.qid);
+                log::error!(
+                    "io_uring queue {}: cannot add an entry: {e}",
+                    self.queue.qid
+                );
                 self.cannot_grow = true;
                 break;
             }
@@ -656,7 +692,9 @@ impl Server {
         self.push(with_len(sqe, 2))?;
         self.slots.push(slot);
         self.free += 1;
-        self.queue.entries.store(self.slots.len(), Ordering::Relaxed);
+        self.queue
+            .entries
+            .store(self.slots.len(), Ordering::Relaxed);
         Ok(())
     }
 

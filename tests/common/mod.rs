@@ -231,6 +231,21 @@ pub fn find_daemon(dir: &Path) -> Option<i32> {
     None
 }
 
+/// With `MAILSLOTFS_EXPECT_TRANSPORT` set (scripts/test.sh's io_uring
+/// pass), every mount must run on that transport: the pass must not
+/// silently fall back to classic.
+pub fn expect_transport(dir: &Path) {
+    let Ok(want) = std::env::var("MAILSLOTFS_EXPECT_TRANSPORT") else {
+        return;
+    };
+    let got = getxattr(dir, "user.mailslot.transport").unwrap_or_default();
+    assert!(
+        got == want,
+        "{}: transport {got:?}, expected {want:?}",
+        dir.display()
+    );
+}
+
 /// Lazily unmounts `dir` if anything is mounted there.
 pub fn force_unmount(dir: &Path) {
     if is_mounted(dir) {
@@ -364,6 +379,7 @@ impl Mount {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+        expect_transport(&m.dir);
         m
     }
 
@@ -403,6 +419,7 @@ impl Mount {
         );
         assert!(mounted, "mount command returned before the mount existed");
         assert!(m.pid.is_some(), "no daemon process found for {:?}", m.dir);
+        expect_transport(&m.dir);
         m
     }
 
