@@ -9,20 +9,14 @@
 //! - [`wire`]: the sans-IO NetBIOS/SMB mailslot codec.
 //! - [`bridge`]: the network bridge: a sans-IO state machine deciding what
 //!   goes where, and a thin socket layer around it ([`bridge::net`]).
-//! - [`cli`], [`app`], [`daemon`], [`tools`]: arguments, the daemon's life
-//!   cycle, and the `serve`/`send`/`info`/`status` helpers; [`logger`],
-//!   [`notify`], [`mountinfo`] and [`privileges`] (`--user`) are what
-//!   running as a service needs.
-pub mod app;
+//! - [`cli`]: arguments, a mount's life cycle, and the `serve`/`send`/
+//!   `info`/`status` helpers.
+//! - [`service`]: what running as a system service needs (detaching,
+//!   readiness, logging, `--user`).
 pub mod bridge;
 pub mod cli;
-pub mod daemon;
 pub mod fs;
 pub mod kernel;
-pub mod logger;
-pub mod mountinfo;
-pub mod notify;
-pub mod privileges;
+pub mod service;
 pub mod slot;
-pub mod tools;
 pub mod wire;

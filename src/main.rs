@@ -9,7 +9,7 @@ fn main() {
         Some(Err(line)) => fail(&line),
         None => Cli::parse_from(argv).command,
     };
-    if let Err(line) = mailslotfs::app::run(command) {
+    if let Err(line) = mailslotfs::cli::app::run(command) {
         fail(&line);
     }
 }

@@ -10,6 +10,7 @@
 pub mod abi;
 pub mod channel;
 pub mod mount;
+pub mod mountinfo;
 pub mod reply;
 pub mod request;
 pub mod uring;

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use super::abi::{self, KERNEL_MINOR_VERSION, KERNEL_VERSION, OLDEST_MINOR_VERSION, init};
 use super::channel::{self, Handler, Notifier, Sender, Session};
+use super::mountinfo;
 use super::request::{Operation, decode};
 use super::uring;
-use crate::mountinfo;
 
 /// Pages the kernel may put in one request (`fs.fuse.max_pages_limit`).
 fn max_pages() -> u32 {

@@ -10,7 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{FS_TYPE, Framing, InfoArgs, SendArgs, ServeArgs, StatusArgs, slot_path};
-use crate::mountinfo;
+use crate::kernel::mountinfo;
 use crate::slot::limits::InfoAttr;
 
 /// `serve`: creates the slot and prints messages as they arrive.

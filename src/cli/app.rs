@@ -5,12 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::tools;
 use crate::bridge::net::Link;
 use crate::cli::{Command, MountArgs, parse_mount_options};
 use crate::fs::{Control, FsConfig, MailslotFs};
 use crate::kernel::mount::{self as session, MountConfig, Mounted};
-use crate::privileges::{self, UnmountHelper};
-use crate::{daemon, logger, mountinfo, notify, tools};
+use crate::kernel::mountinfo;
+use crate::service::privileges::{self, UnmountHelper};
+use crate::service::{daemon, logger, notify};
 
 /// Runs one command.
 pub fn run(command: Command) -> Result<(), String> {
