@@ -189,15 +189,16 @@ pub fn status(args: &StatusArgs) -> Result<(), String> {
     if !args.dir.is_dir() {
         return Err(format!("{shown}: no such directory"));
     }
-    if mountinfo::fs_type_of(&args.dir).as_deref() != Some(FS_TYPE) {
+    let Some(mount) = mountinfo::mount_of(&args.dir).filter(|m| m.fs_type == FS_TYPE) else {
         return Err(format!("{shown}: not a mailslotfs mount"));
-    }
+    };
     let mut slots = Vec::new();
     collect_slots(&args.dir, &args.dir, &mut slots)?;
     slots.sort_by(|a, b| a.path.cmp(&b.path));
-    let bridge = attributes_under(&args.dir.join(".net"), "user.mailslot.bridge.");
-    let limits = attributes_under(&args.dir, "user.mailslot.limits.");
-    let transport = get_xattr_named(&args.dir, "user.mailslot.transport")
+    // What the whole mount says lives on its root, whichever folder is shown.
+    let bridge = attributes_under(&mount.point.join(".net"), "user.mailslot.bridge.");
+    let limits = attributes_under(&mount.point, "user.mailslot.limits.");
+    let transport = get_xattr_named(&mount.point, "user.mailslot.transport")
         .unwrap_or_else(|_| "unknown".to_owned());
     let text = if args.json {
         status_json(&shown, &transport, &slots, &limits, &bridge)
