@@ -22,10 +22,11 @@ fn status_lists_every_slot_with_owner_queue_and_totals() {
     let transport = getxattr(&m.dir, "user.mailslot.transport").unwrap();
     assert!(["classic", "io_uring"].contains(&transport.as_str()));
     let heading = format!("transport: {transport}\n");
-    assert_eq!(
-        ok(&status(&["status", dir])),
-        format!("{heading}no mailslots\n")
-    );
+    // The mount's entries, memory, ceilings and refusals follow the slots.
+    let empty = ok(&status(&["status", dir]));
+    let (slots, limits) = empty.split_once("\nlimits:\n").expect("a limits section");
+    assert_eq!(slots, format!("{heading}no mailslots\n"));
+    assert!(limits.contains("  refused_user_entries  0\n"), "{limits}");
 
     std::fs::create_dir(m.path("app")).unwrap();
     let inbox = create_slot(&m.path("app/inbox"));
@@ -57,6 +58,9 @@ fn status_lists_every_slot_with_owner_queue_and_totals() {
     let lines: Vec<Vec<&str>> = table
         .strip_prefix(&heading)
         .expect("the transport first")
+        .split("\nlimits:\n")
+        .next()
+        .unwrap_or_default()
         .lines()
         .map(|l| l.split_whitespace().collect())
         .collect();
