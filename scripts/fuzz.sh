@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing for SECONDS (default 60) of TARGET: `datagram`
 # (default: the datagram parser and the bridge's receive decision) or
-# `fuse_request` (the FUSE request decoder, src/kernel/request.rs).
-# Seeds: the golden datagrams of tests/data. Any crash, hang (> 5 s) or
-# allocation over 64 MiB stops the run and leaves the input in
-# fuzz/artifacts/datagram/; turn it into a test in tests/wire_robustness.rs.
+# `fuse_request` (the FUSE request decoder, src/kernel/request.rs) or
+# `name_packet` (the name-service codec, src/wire/nbns.rs, UDP 137).
+# Seeds: the golden datagrams and name packets of tests/data. Any crash,
+# hang (> 5 s) or allocation over 64 MiB stops the run and leaves the input
+# in fuzz/artifacts/TARGET/; turn it into a test in tests/wire_robustness.rs
+# (tests/wire_names.rs for name_packet).
 # Stable Rust: RUSTC_BOOTSTRAP lets cargo-fuzz pass its -Z flags.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +16,13 @@ command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 corpus=fuzz/corpus/$target
 mkdir -p "$corpus"
 n=0
-if [ "$target" = datagram ]; then
-  grep -E '^[0-9a-f]+$' tests/data/golden-datagrams.txt | while read -r hex; do
+seeds=
+case $target in
+datagram) seeds=tests/data/golden-datagrams.txt ;;
+name_packet) seeds=tests/data/golden-names.txt ;;
+esac
+if [ -n "$seeds" ]; then
+  grep -E '^[0-9a-f]+$' "$seeds" | while read -r hex; do
     n=$((n + 1))
     printf '%s' "$hex" | xxd -r -p >"$corpus/golden-$n"
   done

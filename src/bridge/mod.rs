@@ -18,6 +18,7 @@
 //! address. A write to our own domain also reaches our own slot, once; a
 //! write to our own computer name never touches the network.
 
+pub mod names;
 pub mod net;
 
 use std::fmt;

@@ -1,4 +1,5 @@
-//! Sans-IO codec for second-class mailslot writes on the network: an
+//! Sans-IO codecs for the network: the NetBIOS name service (`nbns`, UDP
+//! 137, RFC 1002 §4.2: [`NamePacket`]) and second-class mailslot writes: an
 //! SMB_COM_TRANSACTION "write mail slot" request ([MS-MAIL] §2.2.1) carried
 //! as the user data of a NetBIOS datagram (RFC 1002 §4.4), one UDP datagram
 //! to port 138. The project's `wire-format.md` has the byte-level facts.
@@ -24,6 +25,7 @@
 
 mod dgm;
 mod nbname;
+mod nbns;
 mod smb;
 
 use std::fmt;
@@ -31,6 +33,10 @@ use std::net::SocketAddrV4;
 
 pub use dgm::{MessageType, NodeType};
 pub use nbname::{NAME_LEN, NetbiosName, Scope};
+pub use nbns::{
+    HeaderFlags, NETBIOS_NAME_PORT, NamePacket, NbAddress, NodeStatus, Opcode, Question,
+    QuestionType, Record, RecordData, StatusName, rcode,
+};
 pub use smb::MailslotPath;
 
 /// UDP port of the NetBIOS datagram service. Peers send from it and reply

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use super::{DecodeError, EncodeError};
+use super::{DecodeError, EncodeError, u8_at};
 
 /// Name bytes before the suffix byte; shorter names are padded.
 pub const NAME_LEN: usize = 15;
@@ -149,6 +149,36 @@ impl NetbiosName {
         let [bytes @ .., suffix] = raw;
         let (scope, rest) = decode_scope(input, label_end)?;
         Ok((Self { bytes, suffix }, scope, rest))
+    }
+
+    /// Reads one name at `at` in a name-service packet, where RFC 1002
+    /// §4.1 allows a compression pointer: two bytes `0b11` + a 14-bit offset
+    /// of the same name earlier in the packet (Samba and Windows point a
+    /// resource record's name at the question's, `C0 0C`). Only whole-name
+    /// pointers occur in NetBIOS; one inside a scope is refused. Returns the
+    /// name, its scope and the offset after it.
+    pub(crate) fn decode_in_packet(
+        packet: &[u8],
+        at: usize,
+    ) -> Result<(Self, Scope, usize), DecodeError> {
+        let first = u8_at(packet, at)?;
+        if first & POINTER_TAG != POINTER_TAG {
+            let input = packet.get(at..).unwrap_or_default();
+            let (name, scope, rest) = Self::decode(input)?;
+            return Ok((name, scope, packet.len() - rest.len()));
+        }
+        let low = u8_at(packet, at + 1)?;
+        let target = usize::from(u16::from_be_bytes([first & !POINTER_TAG, low]));
+        // Pointing only backwards means no loops: each hop moves earlier,
+        // and the name there may not be another pointer.
+        if target >= at {
+            return Err(DecodeError::BadField {
+                field: "NetBIOS name pointer (must point back)",
+                value: u32::try_from(target).unwrap_or(u32::MAX),
+            });
+        }
+        let (name, scope, _) = Self::decode(packet.get(target..).unwrap_or_default())?;
+        Ok((name, scope, at + 2))
     }
 }
 

@@ -13,9 +13,15 @@ const FILE: &str = include_str!("golden-datagrams.txt");
 
 /// Every datagram in file order.
 pub(crate) fn all() -> Vec<Golden> {
+    parse(FILE)
+}
+
+/// Every capture of a golden file in this format (`golden-names.txt` too).
+#[allow(dead_code)] // each test file uses only what it needs
+pub(crate) fn parse(file: &'static str) -> Vec<Golden> {
     let mut goldens = Vec::new();
     let mut id = None;
-    for line in FILE.lines().map(str::trim) {
+    for line in file.lines().map(str::trim) {
         if let Some(comment) = line.strip_prefix("# ") {
             if comment.contains(" | ") {
                 id = comment.split(" | ").next();
