@@ -1059,6 +1059,13 @@ fn handles_are_charged_to_their_opener_until_released() {
     let (a, server) = serve(&t, "a", &clock);
     assert_eq!(t.open(a, false, 1000).err(), Some(SlotError::OutOfMemory));
     assert_eq!(t.accounts().refused(Limit::UserMemory), 1);
+    // A new slot past the memory share is a name refused: ENOSPC.
+    assert_eq!(
+        t.create(ROOT, b"b", true, true, user(1000), clock.now())
+            .err(),
+        Some(SlotError::NoSpace)
+    );
+    assert_eq!(t.accounts().refused(Limit::UserMemory), 2);
     let most = slot_cost() / Charge::Handle.bytes();
     let clients: Vec<u64> = (0..most)
         .map(|_| t.open(a, false, 1001).unwrap().0)
