@@ -322,3 +322,39 @@ fn names_past_the_users_share_or_the_mount_ceiling_get_enospc() {
     witness.echo("room for one more");
     drop(storms);
 }
+
+#[test]
+fn the_mount_memory_ceiling_stops_users_whose_shares_add_up_to_more() {
+    if !root_with_fuse("running as other users") {
+        return;
+    }
+    const CEILING: u64 = 1 << 20;
+    let m = mount!(
+        "allow_other",
+        "max_msg=1k",
+        "max_memory=1M",
+        "user_memory=768K"
+    );
+    let baseline = rss(m.pid());
+    let mut storms = Vec::new();
+    let (first, errno) = storm(&m, 64_020, "opens", &mut storms);
+    assert_eq!(errno, libc::ENOBUFS);
+    let (second, errno) = storm(&m, 64_021, "opens", &mut storms);
+    assert_eq!(errno, libc::ENOBUFS);
+    assert!(second < first / 2, "{second} handles after {first}");
+    assert_eq!(figure(&m, "refused_user_memory"), 1);
+    assert_eq!(figure(&m, "refused_max_memory"), 1);
+    assert!(figure(&m, "memory") <= CEILING);
+    let grown = rss(m.pid()).saturating_sub(baseline);
+    assert!(grown < CEILING, "RSS grew {grown} bytes");
+    // Root is held to the ceiling too: a new name is refused.
+    let refused = std::fs::create_dir(m.path("root-dir")).map_err(|e| e.raw_os_error());
+    assert_eq!(refused, Err(Some(libc::ENOSPC)));
+    drop(storms);
+    assert!(
+        wait_until(Duration::from_secs(20), || figure(&m, "memory") == 0),
+        "memory held after the storms: {}",
+        figure(&m, "memory")
+    );
+    std::fs::create_dir(m.path("root-dir")).expect("room again");
+}
