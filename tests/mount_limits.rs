@@ -180,6 +180,16 @@ fn rss(pid: i32) -> u64 {
     kib * 1024
 }
 
+/// `statvfs`'s (f_files, f_ffree) of the mount, what `df -i` shows.
+fn inodes(m: &Mount) -> (u64, u64) {
+    let path = std::ffi::CString::new(m.dir.to_str().unwrap()).unwrap();
+    // SAFETY: an all-zero statvfs is valid; the path is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is writable and the path valid for the call.
+    assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut st) }, 0);
+    (st.f_files, st.f_ffree)
+}
+
 /// One root figure of `status`, `user.mailslot.limits.NAME`.
 fn figure(m: &Mount, name: &str) -> u64 {
     getxattr(&m.dir, &format!("user.mailslot.limits.{name}"))
@@ -315,10 +325,14 @@ fn names_past_the_users_share_or_the_mount_ceiling_get_enospc() {
     assert_eq!(refusal, Some(libc::ENOSPC));
     assert_eq!(figure(&m, "entries"), 300);
     assert!(root_made > 100, "root made {root_made}");
+    // `df -i` shows the names against the ceiling.
+    let (files, free) = inodes(&m);
+    assert_eq!((files, free), (300, 0));
     assert_eq!(figure(&m, "refused_max_entries"), 1);
     // At the ceiling the witness's next name is refused too, but its slot
     // still carries messages; removing names makes room again.
     std::fs::remove_dir(m.path("root-0")).unwrap();
+    assert_eq!(inodes(&m), (300, 1));
     witness.echo("room for one more");
     drop(storms);
 }
