@@ -68,6 +68,7 @@ fn the_benchmark_runs_clean_and_leaves_nothing_mounted() {
         "write(2) calls/s",
         "Targets (issue 10)",
         "Daemon memory per queued 64 B message",
+        "SIGINT to a waiting reader in another pid namespace: read() ends after median",
     ] {
         assert!(text.contains(line), "no {line:?} in:\n{text}");
     }
