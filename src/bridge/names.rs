@@ -103,8 +103,8 @@ pub struct Answer {
 /// What [`NameService::resolve`] could say at once.
 #[derive(Debug)]
 pub enum Resolution<W> {
-    /// The cache knew it.
-    Known(Answer),
+    /// The cache knew it; the waiter is handed back.
+    Known(Answer, W),
     /// Asked; the waiter comes back in [`Event::Resolved`].
     Asking,
     /// Nobody answered a moment ago; the waiter is handed back.
@@ -579,11 +579,14 @@ impl<W> NameService<W> {
                 return match cached.answer {
                     Some((address, group)) => {
                         self.counters.resolved_cache += 1;
-                        Resolution::Known(Answer {
-                            address,
-                            group,
-                            source: Source::Cache,
-                        })
+                        Resolution::Known(
+                            Answer {
+                                address,
+                                group,
+                                source: Source::Cache,
+                            },
+                            waiter,
+                        )
                     }
                     None => {
                         self.counters.resolve_failed += 1;
@@ -1200,7 +1203,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(
-            matches!(s.resolve(now, beta, 3), Resolution::Known(a) if a.source == Source::Cache)
+            matches!(s.resolve(now, beta, 3), Resolution::Known(a, 3) if a.source == Source::Cache)
         );
         // Cached for at most ten minutes, whatever the answer said.
         let later = now + MAX_CACHE_TTL + Duration::from_secs(1);
