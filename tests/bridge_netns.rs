@@ -939,3 +939,190 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+/// A minimal smb.conf for nmblookup, so it reads nothing of the host's.
+fn nmblookup_config(dir: &Path) -> String {
+    let path = dir.join("nmblookup.conf");
+    std::fs::write(
+        &path,
+        "[global]\n    workgroup = NSDOM\n    disable netbios = no\n",
+    )
+    .expect("nmblookup.conf");
+    path.to_string_lossy().into_owned()
+}
+
+/// Samba's nmblookup, run in host's namespace.
+fn nmblookup(lab: &Lab, host: usize, conf: &str, args: &[&str]) -> std::process::Output {
+    run(
+        Command::new("ip")
+            .args(["netns", "exec", &lab.ns(host), "nmblookup", "-s", conf])
+            .args(args),
+        CMD_TIMEOUT,
+    )
+}
+
+/// The name service seen from Samba: `nmblookup -B` finds the bridge by
+/// broadcast, `nmblookup -A` lists its names (the two unique ones and the
+/// domain's group), tshark finds every name packet we sent well-formed,
+/// and once the daemon stops nobody answers for the name.
+#[test]
+fn nmblookup_finds_our_names_until_we_stop() {
+    if !lab_ready(&["tshark", "nmblookup"]) {
+        return;
+    }
+    let lab = Lab::new(2);
+    let capture = Capture::start(
+        &lab,
+        0,
+        &format!("udp port 137 and src host {}", lab.addr(0)),
+    );
+    let mut host = lab.bridged(0, &["--netbios-name=nsone", "--domain=nsdom"]);
+    let scratch = Scratch::new("nmblookup");
+    let conf = nmblookup_config(&scratch.0);
+    let broadcast = format!("10.213.{}.255", lab.subnet);
+    let found = nmblookup(&lab, 1, &conf, &["-B", &broadcast, "NSONE"]);
+    assert!(
+        ok(&found).contains(&format!("{} NSONE<00>", lab.addr(0))),
+        "{found:?}"
+    );
+    let status = ok(&nmblookup(&lab, 1, &conf, &["-A", &lab.addr(0)]));
+    let listed: Vec<String> = status
+        .lines()
+        .filter(|l| l.contains("<ACTIVE>"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "NSONE <00> - B <ACTIVE>",
+            "NSONE <03> - B <ACTIVE>",
+            "NSDOM <00> - <GROUP> B <ACTIVE>"
+        ],
+        "{status}"
+    );
+    assert_eq!(bridge_attr(&host, "queries_answered"), "1");
+    assert_eq!(bridge_attr(&host, "status_answered"), "1");
+    assert!(
+        bridge_attr(&host, "names").contains("NSONE<00>: registered"),
+        "{}",
+        bridge_attr(&host, "names")
+    );
+    let stopped = host.signal_and_wait(libc::SIGTERM, CMD_TIMEOUT);
+    assert!(stopped.is_some_and(|s| s.success()), "{}", host.stderr());
+    let after = nmblookup(&lab, 1, &conf, &["-B", &broadcast, "NSONE"]);
+    assert!(
+        !after.status.success(),
+        "still answered after stop: {after:?}"
+    );
+    // 3 names × 3 registrations, 2 answers, 3 releases.
+    let frames = capture.dissect(14, &["nbns.flags.opcode", "nbns.flags.response"]);
+    let count = |opcode: &str, response: &str| {
+        frames
+            .iter()
+            .filter(|f| f[0] == opcode && f[1] == response)
+            .count()
+    };
+    assert_eq!(count("5", "False"), 9, "registrations: {frames:?}");
+    assert_eq!(count("0", "True"), 2, "answers: {frames:?}");
+    assert_eq!(count("6", "False"), 3, "releases: {frames:?}");
+}
+
+/// Two bridges claiming one name: the second mount fails with one line
+/// naming the name and the holder, and mounts nothing; the first defended.
+#[test]
+fn a_name_held_elsewhere_fails_the_mount_in_one_line() {
+    if !lab_ready(&[]) {
+        return;
+    }
+    let lab = Lab::new(2);
+    let first = lab.bridged(0, &["--netbios-name=NSONE", "--domain=NSDOM"]);
+    let dir = Scratch::new("second");
+    let out = run(
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", lab.ns(1)))
+            .arg(BIN)
+            .arg("mount")
+            .arg(&dir.0)
+            .args([
+                "--foreground",
+                "--bridge",
+                "--netbios-name=nsone",
+                "--domain=NSDOM",
+            ]),
+        CMD_TIMEOUT,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "mailslotfs: bridge: NetBIOS name NSONE<00> is already held by {}",
+            lab.addr(0)
+        )
+    );
+    assert!(!is_mounted(&dir.0));
+    assert_eq!(bridge_attr(&first, "registrations_defended"), "1");
+}
+
+/// A bridge with no `--peer` finds another by a broadcast name query, and
+/// a directory that exists locally (`app`) exists below every target, so
+/// the write needs no mkdir; a name nobody holds fails with EHOSTUNREACH in
+/// about 1.5 s, while local slots and other writes go on meanwhile.
+#[test]
+fn names_are_found_by_broadcast_and_missing_ones_fail_in_time() {
+    if !lab_ready(&[]) {
+        return;
+    }
+    let lab = Lab::new(2);
+    let one = lab.bridged(0, &["--netbios-name=NSONE", "--domain=NSDOM"]);
+    let two = lab.bridged(1, &["--netbios-name=NSTWO", "--domain=NSDOM"]);
+    std::fs::create_dir(two.path("app")).unwrap();
+    let inbox = create_slot(&two.path("app/x"));
+    std::fs::create_dir(one.path("app")).unwrap();
+    let local = create_slot(&one.path("app/local"));
+    sh_ok(&one, "echo -n found > $D/.net/NSTWO/app/x");
+    assert_eq!(recv(&inbox, DELIVERY_TIMEOUT), b"found");
+    assert_eq!(bridge_attr(&one, "resolved_broadcast"), "1");
+    sh_ok(&one, "echo -n again > $D/.net/nstwo/APP/x");
+    assert_eq!(recv(&inbox, DELIVERY_TIMEOUT), b"again");
+    assert_eq!(bridge_attr(&one, "resolved_cache"), "1");
+    assert!(bridge_attr(&one, "name_cache").contains(&format!("NSTWO<00>={}", lab.addr(1))));
+    let timing = py_ok(
+        &one,
+        r#"
+        import threading, time
+        result = {}
+        def missing():
+            start = time.monotonic()
+            result["errno"] = err(lambda: open(P(".net/NOBODY/app/x"), "wb").write(b"lost") and None)
+            result["took"] = time.monotonic() - start
+        t = threading.Thread(target=missing)
+        t.start()
+        time.sleep(0.2)
+        slowest = 0
+        while t.is_alive():
+            start = time.monotonic()
+            with open(P(".net/NSONE/app/local"), "wb") as f:
+                f.write(b"meanwhile")
+            slowest = max(slowest, time.monotonic() - start)
+        t.join()
+        print(result["errno"], round(result["took"], 2), round(slowest, 3))
+        "#,
+    );
+    let fields: Vec<&str> = timing.split_whitespace().collect();
+    assert_eq!(fields[0], libc::EHOSTUNREACH.to_string(), "{timing}");
+    let took: f64 = fields[1].parse().unwrap();
+    assert!(
+        (1.3..3.0).contains(&took),
+        "failed after {took} s: {timing}"
+    );
+    let slowest: f64 = fields[2].parse().unwrap();
+    assert!(slowest < 0.5, "a local write waited {slowest} s: {timing}");
+    assert!(recv(&local, DELIVERY_TIMEOUT) == b"meanwhile");
+    assert_eq!(bridge_attr(&one, "unreachable"), "1");
+    assert!(
+        one.stderr().contains("nobody answers for NOBODY<00>"),
+        "{}",
+        one.stderr()
+    );
+}

@@ -249,6 +249,18 @@ impl Inner {
             .send_with(target, path, data.to_vec(), Box::new(done));
     }
 
+    /// Whether the local tree has a directory at `path` (below the root).
+    fn is_local_dir(&self, path: &[String]) -> bool {
+        let mut ino = ROOT;
+        for name in path {
+            match self.table.lookup(ino, name.as_bytes()) {
+                Ok(attr) if attr.kind == Kind::Directory => ino = attr.ino,
+                _ => return false,
+            }
+        }
+        true
+    }
+
     /// A new handle on endpoint `ino`.
     fn net_open(&self, net: &Net, ino: Ino) -> Fh {
         let fh = net.next_fh.fetch_add(1, Ordering::Relaxed);
@@ -374,7 +386,9 @@ impl Inner {
                     net.tree.lock().attr(NET_ROOT)
                 })
         } else if let Some(net) = self.net_at(parent) {
-            net.tree.lock().lookup(parent, name)
+            net.tree
+                .lock()
+                .lookup(parent, name, |path| self.is_local_dir(path))
         } else {
             self.table.lookup(parent, name)
         };
