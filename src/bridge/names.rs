@@ -233,8 +233,9 @@ pub struct NameService<W> {
 }
 
 impl<W> NameService<W> {
-    /// Starts registering our names at `now`; the first requests are in
-    /// [`drain_transmits`](Self::drain_transmits).
+    /// A service that registers our names from its first
+    /// [`poll`](Self::poll) on (so that the first retry waits its full
+    /// interval, however long the caller took to start polling).
     pub fn new(config: NameConfig, now: Instant) -> Result<Self, String> {
         let name = |text: &str, suffix| {
             NetbiosName::new(text, suffix).map_err(|e| format!("NetBIOS name {text}: {e}"))
@@ -265,7 +266,6 @@ impl<W> NameService<W> {
                 wins,
             });
         }
-        service.poll(now);
         Ok(service)
     }
 
@@ -913,7 +913,7 @@ impl<W> NameService<W> {
                 })
                 .filter(|a| *a != self.config.address && at_wins)
                 .unwrap_or(*from.ip());
-            log::warn!("bridge: {name} is held by {holder}");
+            log::info!("bridge: {name} is held by {holder}");
             let phase = Phase::Conflict(holder);
             if at_wins {
                 self.owned[i].wins = Some(phase);
@@ -1014,6 +1014,7 @@ mod tests {
     fn registered(wins: bool) -> (NameService<u32>, Instant) {
         let t0 = Instant::now();
         let mut s = NameService::new(config(wins), t0).unwrap();
+        s.poll(t0);
         let now = run(&mut s, t0, Duration::from_secs(1));
         assert_eq!(s.registration(), Registration::Done);
         s.drain_transmits();
@@ -1072,6 +1073,11 @@ mod tests {
     fn three_silent_broadcasts_make_a_name_ours() {
         let t0 = Instant::now();
         let mut s = NameService::<u32>::new(config(false), t0).unwrap();
+        assert!(
+            s.drain_transmits().is_empty(),
+            "nothing before the first poll"
+        );
+        s.poll(t0);
         let first = sent(&mut s);
         assert_eq!(first.len(), 3, "one request per name at once");
         for (to, p) in &first {
@@ -1099,6 +1105,7 @@ mod tests {
     fn a_defence_is_a_conflict_naming_the_holder() {
         let t0 = Instant::now();
         let mut s = NameService::<u32>::new(config(false), t0).unwrap();
+        s.poll(t0);
         let requests = sent(&mut s);
         let from = SocketAddrV4::new(OTHER, 137);
         s.on_packet(
@@ -1142,17 +1149,16 @@ mod tests {
         let names: Vec<String> = st.names.iter().map(|n| n.name.to_string()).collect();
         assert_eq!(names, ["ALPHA<00>", "ALPHA<03>", "DOM<00>"]);
         // Someone else registers our unique name, then our group name.
-        let t = NameService::<u32>::new(
+        let mut other = NameService::<u32>::new(
             NameConfig {
-                computer: "ALPHA".into(),
-                domain: "DOM".into(),
                 address: OTHER,
                 ..config(false)
             },
             now,
         )
-        .unwrap()
-        .drain_transmits();
+        .unwrap();
+        other.poll(now);
+        let t = other.drain_transmits();
         let from = SocketAddrV4::new(OTHER, 137);
         s.on_packet(now, from, &t[0].payload);
         let defence = sent(&mut s);
@@ -1245,6 +1251,7 @@ mod tests {
     fn wins_registers_waits_on_wack_and_is_asked_first() {
         let t0 = Instant::now();
         let mut s = NameService::<u32>::new(config(true), t0).unwrap();
+        s.poll(t0);
         let wins = SocketAddrV4::new(WINS, 137);
         let first = sent(&mut s);
         let to_wins: Vec<_> = first.iter().filter(|(to, _)| *to == wins).collect();

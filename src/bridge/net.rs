@@ -237,9 +237,9 @@ impl Link {
                         self.found(pending, name, answer);
                     }
                 }
-                Event::Conflict { name, holder } => {
-                    log::warn!("bridge: NetBIOS name {name} is already held by {holder}")
-                }
+                // Only registrations meet conflicts, and the mount waits on
+                // them and reports the first.
+                Event::Conflict { .. } => {}
             }
         }
     }
