@@ -141,34 +141,44 @@ impl Lab {
 
     /// `mailslotfs mount --bridge ARGS` inside host's namespace.
     fn bridged(&self, host: usize, args: &[&str]) -> Mount {
-        let dir = temp_dir("net");
-        let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net=/run/netns/{}", self.ns(host)))
-            .arg(BIN)
-            .arg("mount")
-            .arg(&dir)
-            .args(["--foreground", "--bridge", "-v"])
-            .args(args);
-        Mount::spawn(dir, cmd)
+        bridged_in(&self.ns(host), args)
     }
 
     /// Starts `command` inside host's namespace (`ip netns exec` execs it,
     /// so the PID is the command's), output to `log`.
     fn start(&self, host: usize, command: &[&str], log: &Path) -> Process {
-        let out = File::create(log).expect("log file");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(host)])
-            .args(command)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log file"))
-            .stderr(out)
-            .spawn()
-            .expect("spawn in namespace");
-        Process {
-            child,
-            log: log.to_path_buf(),
-        }
+        start_in(&self.ns(host), command, log)
     }
+}
+
+/// Starts `command` inside network namespace `ns`, output to `log`.
+fn start_in(ns: &str, command: &[&str], log: &Path) -> Process {
+    let out = File::create(log).expect("log file");
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(command)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("log file"))
+        .stderr(out)
+        .spawn()
+        .expect("spawn in namespace");
+    Process {
+        child,
+        log: log.to_path_buf(),
+    }
+}
+
+/// `mailslotfs mount --bridge ARGS` inside network namespace `ns`.
+fn bridged_in(ns: &str, args: &[&str]) -> Mount {
+    let dir = temp_dir("net");
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net=/run/netns/{ns}"))
+        .arg(BIN)
+        .arg("mount")
+        .arg(&dir)
+        .args(["--foreground", "--bridge", "-v"])
+        .args(args);
+    Mount::spawn(dir, cmd)
 }
 
 impl Drop for Lab {
@@ -596,25 +606,7 @@ fn nmbd_is_a_real_peer() {
 
     let samba = Scratch::new("nmbd");
     let conf = write_pdc_config(&samba.0, &lab.addr(0));
-    let conf_arg = conf.to_string_lossy().into_owned();
-    ok(&run(
-        Command::new("testparm").args(["-s", &conf_arg]),
-        CMD_TIMEOUT,
-    ));
-    let nmbd = lab.start(
-        0,
-        &[
-            "nmbd",
-            "-F",
-            "--no-process-group",
-            "--debug-stdout",
-            "-d",
-            "3",
-            "-s",
-            &conf_arg,
-        ],
-        &samba.0.join("nmbd.out"),
-    );
+    let nmbd = start_nmbd(&lab.ns(0), &conf, &samba.0.join("nmbd.out"));
 
     // nmbd announces itself (HostAnnouncement, opcode 1) as it starts.
     let announcement = recv(&browse, NMBD_TIMEOUT);
@@ -678,17 +670,34 @@ fn nmbd_is_a_real_peer() {
 
 /// The PDC configuration of samba-peer.md §4, every path in `dir`.
 fn write_pdc_config(dir: &Path, address: &str) -> PathBuf {
+    write_nmbd_config(
+        dir,
+        "MSLPDC",
+        address,
+        "    wins support = no
+    server role = classic primary domain controller
+    domain logons = yes
+    domain master = yes
+    local master = yes
+    preferred master = yes
+    os level = 65
+",
+    )
+}
+
+/// An nmbd configuration for `name` in MSLDOM on `address` only, every
+/// path in `dir`, with `role` lines added.
+fn write_nmbd_config(dir: &Path, name: &str, address: &str, role: &str) -> PathBuf {
     let d = dir.display();
     let conf = format!(
         "[global]
     workgroup = MSLDOM
-    netbios name = MSLPDC
+    netbios name = {name}
     server string = mailslot interop pdc
     interfaces = {address}/24
     bind interfaces only = yes
     disable netbios = no
     dns proxy = no
-    wins support = no
     security = user
     lock directory = {d}/lock
     state directory = {d}/state
@@ -702,13 +711,7 @@ fn write_pdc_config(dir: &Path, address: &str) -> PathBuf {
     debug hires timestamp = yes
     idmap config * : backend = tdb
     idmap config * : range = 3000-7999
-    server role = classic primary domain controller
-    domain logons = yes
-    domain master = yes
-    local master = yes
-    preferred master = yes
-    os level = 65
-"
+{role}"
     );
     for sub in [
         "lock", "state", "cache", "run", "private", "ncalrpc", "sock", "log",
@@ -718,6 +721,26 @@ fn write_pdc_config(dir: &Path, address: &str) -> PathBuf {
     let path = dir.join("smb.conf");
     std::fs::write(&path, conf).expect("smb.conf");
     path
+}
+
+/// Starts nmbd with `conf` in namespace `ns`, checked by testparm first.
+fn start_nmbd(ns: &str, conf: &Path, log: &Path) -> Process {
+    let conf = conf.to_string_lossy().into_owned();
+    ok(&run(
+        Command::new("testparm").args(["-s", &conf]),
+        CMD_TIMEOUT,
+    ));
+    let command = [
+        "nmbd",
+        "-F",
+        "--no-process-group",
+        "--debug-stdout",
+        "-d",
+        "3",
+        "-s",
+        &conf,
+    ];
+    start_in(ns, &command, log)
 }
 
 /// Writes `message` to `.net/TARGET/chat` on `from` until it arrives in
@@ -1129,4 +1152,168 @@ fn names_are_found_by_broadcast_and_missing_ones_fail_in_time() {
         "{}",
         one.stderr()
     );
+}
+
+/// No `--peer` for nmbd: a NETLOGON query written to nmbd's own host
+/// name (`.net/MSLPDC/net/netlogon`, the local `net` directory standing in
+/// for a mkdir) finds MSLPDC<00> through nmbd's answer to our broadcast
+/// query, and nmbd answers the query. nmbd accepts our registrations
+/// (our domain's group beside its own).
+#[test]
+fn writes_to_nmbd_resolve_through_its_answer() {
+    if !lab_ready(&["nmbd", "testparm"]) {
+        return;
+    }
+    let lab = Lab::new(2);
+    let host = lab.bridged(1, &["--netbios-name=CLIENTB", "--domain=MSLDOM"]);
+    std::fs::create_dir(host.path("net")).unwrap();
+    let reply = create_slot(&host.path("net/getdc573"));
+    let samba = Scratch::new("nmbd");
+    let conf = write_pdc_config(&samba.0, &lab.addr(0));
+    let nmbd = start_nmbd(&lab.ns(0), &conf, &samba.0.join("nmbd.out"));
+    let query = logon_primary_query("CLIENTB", r"\MAILSLOT\NET\GETDC573");
+    // nmbd answers for MSLPDC<00> once it holds it (≈6 s): until then the
+    // write fails EHOSTUNREACH (at once while the miss is cached).
+    let deadline = Instant::now() + NMBD_TIMEOUT;
+    let answer = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no NETLOGON reply:\n{}\n{}",
+            nmbd.log(),
+            host.stderr()
+        );
+        let _ = std::fs::write(host.path(".net/MSLPDC/net/netlogon"), &query);
+        if poll1(reply.as_raw_fd(), libc::POLLIN, 1000) & libc::POLLIN != 0 {
+            break read(reply.as_raw_fd(), 1 << 16).expect("read the reply");
+        }
+    };
+    assert_eq!(answer[..2], 12u16.to_le_bytes(), "reply {answer:02x?}");
+    let found: u64 = bridge_attr(&host, "resolved_broadcast").parse().unwrap();
+    let cached: u64 = bridge_attr(&host, "resolved_cache").parse().unwrap();
+    assert!(found + cached >= 1, "not found by the name service");
+    assert!(
+        bridge_attr(&host, "name_cache").contains(&format!("MSLPDC<00>={}", lab.addr(0))),
+        "{}",
+        bridge_attr(&host, "name_cache")
+    );
+    assert!(
+        bridge_attr(&host, "names").contains("MSLDOM<00> group: registered"),
+        "{}",
+        bridge_attr(&host, "names")
+    );
+}
+
+/// Two subnets joined by a router namespace that also runs nmbd as the
+/// WINS server (on the first subnet's side). Broadcasts stay on their
+/// subnet, so each bridge finds the other only through WINS: both
+/// register with it, and each resolves the other there.
+#[test]
+fn wins_carries_names_across_a_router() {
+    if !lab_ready(&["nmbd", "testparm", "nmblookup"]) {
+        return;
+    }
+    let n = LABS.fetch_add(1, Ordering::SeqCst) + 1;
+    let prefix = format!("msltest-{}-w{n}", std::process::id());
+    let mut lab = Lab {
+        prefix: prefix.clone(),
+        subnet: n,
+        made: Vec::new(),
+    };
+    let router = lab.add_namespace("r");
+    ok(&run(
+        Command::new("ip").args([
+            "netns",
+            "exec",
+            &router,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ]),
+        CMD_TIMEOUT,
+    ));
+    // Subnets 10.213.N.0/24 and 10.214.N.0/24; the router is .254 on each.
+    let subnets = [format!("10.213.{n}"), format!("10.214.{n}")];
+    for (side, net) in subnets.iter().enumerate() {
+        let ns = lab.add_namespace(&side.to_string());
+        let port = format!("r{side}");
+        ip(&[
+            "-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port,
+        ]);
+        ip(&["-n", &ns, "link", "set", &port, "netns", &router]);
+        let gateway = format!("{net}.254");
+        ip(&[
+            "-n",
+            &router,
+            "addr",
+            "add",
+            &format!("{gateway}/24"),
+            "brd",
+            &format!("{net}.255"),
+            "dev",
+            &port,
+        ]);
+        ip(&["-n", &router, "link", "set", &port, "up"]);
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{net}.1/24"),
+            "brd",
+            &format!("{net}.255"),
+            "dev",
+            "eth0",
+        ]);
+        ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+        ip(&["-n", &ns, "route", "add", "default", "via", &gateway]);
+    }
+    let wins = format!("{}.254", subnets[0]);
+    let samba = Scratch::new("wins");
+    let conf = write_nmbd_config(
+        &samba.0,
+        "MSLWINS",
+        &wins,
+        "    wins support = yes\n    local master = no\n",
+    );
+    let nmbd = start_nmbd(&router, &conf, &samba.0.join("nmbd.out"));
+    let conf_arg = conf.to_string_lossy().into_owned();
+    let serving = wait_until(NMBD_TIMEOUT, || {
+        run(
+            Command::new("ip").args([
+                "netns",
+                "exec",
+                &lab.ns(1),
+                "nmblookup",
+                "-s",
+                &conf_arg,
+                "--recursion",
+                "-U",
+                &wins,
+                "MSLWINS",
+            ]),
+            CMD_TIMEOUT,
+        )
+        .status
+        .success()
+    });
+    assert!(serving, "the WINS server never answered:\n{}", nmbd.log());
+    let wins_flag = format!("--wins={wins}");
+    let one = lab.bridged(0, &["--netbios-name=WONE", "--domain=WDOM", &wins_flag]);
+    let two = lab.bridged(1, &["--netbios-name=WTWO", "--domain=WDOM", &wins_flag]);
+    for host in [&one, &two] {
+        let names = bridge_attr(host, "names");
+        assert_eq!(names.matches("WINS registered").count(), 3, "{names}");
+    }
+    let chat_one = create_slot(&one.path("chat"));
+    let chat_two = create_slot(&two.path("chat"));
+    sh_ok(&one, "echo -n over > $D/.net/WTWO/chat");
+    assert_eq!(recv(&chat_two, DELIVERY_TIMEOUT), b"over");
+    sh_ok(&two, "echo -n back > $D/.net/WONE/chat");
+    assert_eq!(recv(&chat_one, DELIVERY_TIMEOUT), b"back");
+    for host in [&one, &two] {
+        assert_eq!(bridge_attr(host, "resolved_wins"), "1");
+        assert_eq!(bridge_attr(host, "resolved_broadcast"), "0");
+        assert_eq!(bridge_attr(host, "wins"), format!("{wins}:137"));
+    }
+    drop(nmbd);
 }
