@@ -21,7 +21,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use mailslotfs::wire::{MailslotDatagram, MailslotPath, MessageType, NetbiosName, NodeType, Scope};
+use mailslotfs::wire::{
+    HeaderFlags, MailslotDatagram, MailslotPath, MessageType, NamePacket, NetbiosName, NodeType,
+    Opcode, Question, QuestionType, Scope,
+};
 
 /// How long nmbd may take to announce itself and to own `MSLDOM<1C>`
 /// (≈4 s measured; samba-peer.md §6), with room for a loaded machine.
@@ -1054,10 +1057,15 @@ fn nmblookup_finds_our_names_until_we_stop() {
 /// naming the name and the holder, and mounts nothing; the first defended.
 #[test]
 fn a_name_held_elsewhere_fails_the_mount_in_one_line() {
-    if !lab_ready(&[]) {
+    if !lab_ready(&["tshark"]) {
         return;
     }
     let lab = Lab::new(2);
+    let capture = Capture::start(
+        &lab,
+        0,
+        &format!("udp port 137 and src host {}", lab.addr(0)),
+    );
     let first = lab.bridged(0, &["--netbios-name=NSONE", "--domain=NSDOM"]);
     let dir = Scratch::new("second");
     let out = run(
@@ -1086,6 +1094,9 @@ fn a_name_held_elsewhere_fails_the_mount_in_one_line() {
     assert!(!is_mounted(&dir.0));
     // Both unique names, each defended once: one round of requests was enough.
     assert_eq!(bridge_attr(&first, "registrations_defended"), "2");
+    let frames = capture.dissect(11, &["nbns.flags.opcode", "nbns.flags.rcode"]);
+    let defences = frames.iter().filter(|f| f[..] == ["5", "6"]).count();
+    assert_eq!(defences, 2, "{frames:?}");
 }
 
 /// A bridge with no `--peer` finds another by a broadcast name query, and
@@ -1298,6 +1309,11 @@ fn wins_carries_names_across_a_router() {
     });
     assert!(serving, "the WINS server never answered:\n{}", nmbd.log());
     let wins_flag = format!("--wins={wins}");
+    let capture = Capture::start(
+        &lab,
+        0,
+        &format!("udp port 137 and src host {}.1", subnets[0]),
+    );
     let one = lab.bridged(0, &["--netbios-name=WONE", "--domain=WDOM", &wins_flag]);
     let two = lab.bridged(1, &["--netbios-name=WTWO", "--domain=WDOM", &wins_flag]);
     for host in [&one, &two] {
@@ -1316,4 +1332,123 @@ fn wins_carries_names_across_a_router() {
         assert_eq!(bridge_attr(host, "wins"), format!("{wins}:137"));
     }
     drop(nmbd);
+    // Nine broadcast registrations, three at the WINS server, one query.
+    let frames = capture.dissect(13, &["nbns.flags.opcode", "ip.dst"]);
+    let to_wins = |opcode: &str| {
+        frames
+            .iter()
+            .filter(|f| f[0] == opcode && f[1] == wins)
+            .count()
+    };
+    assert_eq!(to_wins("5"), 3, "{frames:?}");
+    assert_eq!(to_wins("0"), 1, "{frames:?}");
+}
+
+/// A name query, node status request or registration for `name`, as a
+/// peer would send it.
+fn name_request(opcode: Opcode, kind: QuestionType, name: &str) -> Vec<u8> {
+    let name = NetbiosName::new(name, 0).unwrap();
+    NamePacket {
+        transaction_id: 1,
+        response: false,
+        opcode,
+        flags: HeaderFlags {
+            broadcast: true,
+            ..HeaderFlags::default()
+        },
+        rcode: 0,
+        questions: vec![Question {
+            name,
+            scope: Scope::default(),
+            kind,
+        }],
+        answers: Vec::new(),
+        authority: Vec::new(),
+        additional: Vec::new(),
+    }
+    .emit()
+    .unwrap()
+}
+
+/// What the name-flood sender pushes into UDP 137.
+const NAME_FLOOD_PACKETS: usize = 100_000;
+
+/// 100,000 name-service packets as fast as one sender can go: queries for
+/// our name and for others, node status requests, claims on our name and
+/// garbage. The daemon stays up and serves local users, memory stays
+/// bounded, and every packet is counted, by the name service or by the
+/// kernel (socket buffer full).
+#[test]
+fn a_name_service_flood_is_counted_and_memory_stays_bounded() {
+    if !lab_ready(&["python3"]) {
+        return;
+    }
+    let lab = Lab::new(2);
+    let host = lab.bridged(1, &["--netbios-name=SINK"]);
+    let local = create_slot(&host.path("local"));
+    let payloads = [
+        name_request(Opcode::Query, QuestionType::Nb, "SINK"),
+        name_request(Opcode::Query, QuestionType::Nb, "ELSEWHERE"),
+        name_request(Opcode::Query, QuestionType::NodeStatus, "*"),
+        name_request(Opcode::Registration, QuestionType::Nb, "SINK"),
+        b"\x00\x01\x02 not a name packet".to_vec(),
+    ];
+    let hexes: Vec<String> = payloads.iter().map(|p| hex(p)).collect();
+    let kernel_before = kernel_receive_drops(&lab, 1);
+    let sender = Command::new("ip")
+        .args(["netns", "exec", &lab.ns(0), "python3", "-c"])
+        .arg(
+            "import socket, sys\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             ps = [bytes.fromhex(h) for h in sys.argv[3].split(',')]; to = (sys.argv[1], 137)\n\
+             for i in range(int(sys.argv[2])): s.sendto(ps[i % len(ps)], to)\n",
+        )
+        .arg(lab.addr(1))
+        .arg(NAME_FLOOD_PACKETS.to_string())
+        .arg(hexes.join(","))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start the sender");
+    let mut sender = ChildGuard(sender);
+    let started = Instant::now();
+    while sender.0.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(120), "sender hung");
+        sh_ok(&host, "echo -n alive > $D/.net/SINK/local");
+        assert_eq!(recv(&local, DELIVERY_TIMEOUT), b"alive");
+    }
+    let took = started.elapsed();
+    let counted = || {
+        let kernel = kernel_receive_drops(&lab, 1) - kernel_before;
+        let names: u64 = bridge_attr(&host, "name_packets").parse().unwrap();
+        kernel + names
+    };
+    // The registrations of our own three names are counted too (looped back).
+    let settled = wait_until(DELIVERY_TIMEOUT, || counted() >= NAME_FLOOD_PACKETS as u64);
+    let rss_kib: u64 = daemon_status_field(host.pid(), "VmHWM:")
+        .trim_end_matches(" kB")
+        .parse()
+        .unwrap();
+    let figures = format!(
+        "sent {NAME_FLOOD_PACKETS} in {took:?}; counted {} (name_packets {}, malformed {}, \
+         queries answered {}, status answered {}, defended {}); peak RSS {rss_kib} KiB",
+        counted(),
+        bridge_attr(&host, "name_packets"),
+        bridge_attr(&host, "name_packets_malformed"),
+        bridge_attr(&host, "queries_answered"),
+        bridge_attr(&host, "status_answered"),
+        bridge_attr(&host, "registrations_defended"),
+    );
+    eprintln!("name flood figures: {figures}");
+    assert!(settled, "received + dropped < sent: {figures}");
+    assert!(
+        counted() <= NAME_FLOOD_PACKETS as u64 + 9,
+        "counted more than arrived: {figures}"
+    );
+    let malformed: u64 = bridge_attr(&host, "name_packets_malformed")
+        .parse()
+        .unwrap();
+    assert!(malformed > 0, "{figures}");
+    assert!(rss_kib < 64 * 1024, "memory grew past bounds: {figures}");
+    assert!(pid_alive(host.pid()));
+    assert!(bridge_attr(&host, "names").contains("SINK<00>: registered"));
 }
