@@ -1033,6 +1033,25 @@ fn nmblookup_finds_our_names_until_we_stop() {
         "{}",
         bridge_attr(&host, "names")
     );
+    let dir = host.dir.to_string_lossy().into_owned();
+    let table = ok(&run(Command::new(BIN).args(["status", &dir]), CMD_TIMEOUT));
+    for line in [
+        "names                     NSONE<00>: registered; NSONE<03>: registered; NSDOM<00> group: registered",
+        "queries_answered          1",
+        "status_answered           1",
+    ] {
+        let words = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            table.lines().any(|l| words(l) == words(line)),
+            "no {line:?} in\n{table}"
+        );
+    }
+    let json = ok(&run(
+        Command::new(BIN).args(["status", "--json", &dir]),
+        CMD_TIMEOUT,
+    ));
+    assert!(json.contains(r#""queries_answered":1,"#), "{json}");
+    assert!(json.contains(r#""wins":"""#), "{json}");
     let stopped = host.signal_and_wait(libc::SIGTERM, CMD_TIMEOUT);
     assert!(stopped.is_some_and(|s| s.success()), "{}", host.stderr());
     let after = nmblookup(&lab, 1, &conf, &["-B", &broadcast, "NSONE"]);
@@ -1451,4 +1470,74 @@ fn a_name_service_flood_is_counted_and_memory_stays_bounded() {
     assert!(rss_kib < 64 * 1024, "memory grew past bounds: {figures}");
     assert!(pid_alive(host.pid()));
     assert!(bridge_attr(&host, "names").contains("SINK<00>: registered"));
+}
+
+/// `--no-name-service`: nothing is bound below the datagram port and no
+/// one finds the host by name; names that are not `--peer`s go to the
+/// system resolver, and fail EHOSTUNREACH at once when it does not know them.
+#[test]
+fn without_the_name_service_nothing_answers_on_137() {
+    if !lab_ready(&["nmblookup"]) {
+        return;
+    }
+    let lab = Lab::new(2);
+    let host = lab.bridged(0, &["--netbios-name=QUIET", "-o", "no_name_service"]);
+    let sockets = ok(&run(
+        Command::new("ip").args(["netns", "exec", &lab.ns(0), "ss", "-ulnH"]),
+        CMD_TIMEOUT,
+    ));
+    assert!(sockets.contains(":138"), "{sockets}");
+    assert!(!sockets.contains(":137"), "{sockets}");
+    let scratch = Scratch::new("quiet");
+    let conf = nmblookup_config(&scratch.0);
+    let broadcast = format!("10.213.{}.255", lab.subnet);
+    let asked = nmblookup(&lab, 1, &conf, &["-B", &broadcast, "QUIET"]);
+    assert!(!asked.status.success(), "{asked:?}");
+    assert_eq!(bridge_attr(&host, "name_service"), "off");
+    py_ok(
+        &host,
+        r#"
+        fd = os.open(P(".net/NOWHERE/x"), os.O_WRONLY | os.O_CREAT)
+        assert err(os.write, fd, b"lost") == errno.EHOSTUNREACH
+        "#,
+    );
+    assert_eq!(bridge_attr(&host, "unreachable"), "1");
+}
+
+/// nmbd holds UDP 137 and 138 on every address: a bridge on the same host
+/// cannot start, and says why in one line.
+#[test]
+fn nmbd_on_the_same_host_is_a_one_line_error() {
+    if !lab_ready(&["nmbd", "testparm"]) {
+        return;
+    }
+    let lab = Lab::new(1);
+    let samba = Scratch::new("nmbd-here");
+    let conf = write_pdc_config(&samba.0, &lab.addr(0));
+    let nmbd = start_nmbd(&lab.ns(0), &conf, &samba.0.join("nmbd.out"));
+    let bound = wait_until(NMBD_TIMEOUT, || {
+        let out = run(
+            Command::new("ip").args(["netns", "exec", &lab.ns(0), "ss", "-ulnH"]),
+            CMD_TIMEOUT,
+        );
+        String::from_utf8_lossy(&out.stdout).contains("0.0.0.0:137")
+    });
+    assert!(bound, "nmbd never bound 137:\n{}", nmbd.log());
+    let dir = Scratch::new("beside-nmbd");
+    let out = run(
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", lab.ns(0)))
+            .arg(BIN)
+            .arg("mount")
+            .arg(&dir.0)
+            .args(["--foreground", "--bridge", "--netbios-name=BESIDE"]),
+        CMD_TIMEOUT,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "mailslotfs: bridge: bind 0.0.0.0:137: address in use (is nmbd running on this host?)"
+    );
+    assert!(!is_mounted(&dir.0));
 }
