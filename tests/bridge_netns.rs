@@ -1141,6 +1141,15 @@ fn names_are_found_by_broadcast_and_missing_ones_fail_in_time() {
     assert_eq!(recv(&inbox, DELIVERY_TIMEOUT), b"again");
     assert_eq!(bridge_attr(&one, "resolved_cache"), "1");
     assert!(bridge_attr(&one, "name_cache").contains(&format!("NSTWO<00>={}", lab.addr(1))));
+    // `send` makes the directories the local tree does not have.
+    std::fs::create_dir(two.path("deep")).unwrap();
+    let deep = create_slot(&two.path("deep/x"));
+    let endpoint = one.path(".net/NSTWO/deep/x");
+    ok(&run(
+        Command::new(BIN).arg("send").arg(&endpoint).arg("sent"),
+        CMD_TIMEOUT,
+    ));
+    assert_eq!(recv(&deep, DELIVERY_TIMEOUT), b"sent");
     let timing = py_ok(
         &one,
         r#"
