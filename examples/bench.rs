@@ -92,25 +92,30 @@ struct Programs {
     threads: usize,
 }
 
-/// The mounts one run measures through.
+/// The mounts one run measures through: mailslotfs on each transport (the
+/// io_uring one only when the kernel offers it) and the FUSE floor.
 struct Mounts {
-    mailslot: Mount,
+    uring: Option<Mount>,
+    classic: Mount,
     floor: Mount,
 }
 
 impl Mounts {
-    fn of(&self, t: Transport) -> &Mount {
+    fn of(&self, t: Transport) -> Option<&Mount> {
         match t {
-            Transport::FuseFloor => &self.floor,
-            _ => &self.mailslot,
+            Transport::Uring | Transport::Batch => self.uring.as_ref(),
+            Transport::Classic => Some(&self.classic),
+            Transport::FuseFloor => Some(&self.floor),
+            Transport::PosixMq | Transport::UnixDgram => Some(&self.classic),
         }
     }
 }
 
 #[derive(Clone, Copy, PartialEq)]
 enum Transport {
-    Mailslot,
-    MailslotBatch,
+    Uring,
+    Classic,
+    Batch,
     FuseFloor,
     PosixMq,
     UnixDgram,
@@ -119,116 +124,166 @@ enum Transport {
 impl Transport {
     fn name(self) -> &'static str {
         match self {
-            Transport::Mailslot => "mailslotfs",
-            Transport::MailslotBatch => "mailslotfs batch",
+            Transport::Uring => "mailslotfs io_uring",
+            Transport::Classic => "mailslotfs classic",
+            Transport::Batch => "mailslotfs batch",
             Transport::FuseFloor => "FUSE floor",
             Transport::PosixMq => "POSIX mq",
             Transport::UnixDgram => "AF_UNIX dgram",
         }
     }
+    fn is_fuse(self) -> bool {
+        matches!(
+            self,
+            Transport::Uring | Transport::Classic | Transport::Batch | Transport::FuseFloor
+        )
+    }
 }
+
+/// Every figure of one run, to take ratios of.
+#[derive(Default)]
+struct Table {
+    rows: Vec<(&'static str, Transport, usize, usize, f64)>,
+}
+
+impl Table {
+    fn put(&mut self, what: &'static str, t: Transport, size: usize, writers: usize, v: f64) {
+        self.rows.push((what, t, size, writers, v));
+    }
+    fn get(&self, what: &str, t: Transport, size: usize, writers: usize) -> f64 {
+        self.rows
+            .iter()
+            .find(|r| r.0 == what && r.1 == t && r.2 == size && r.3 == writers)
+            .map_or(f64::NAN, |r| r.4)
+    }
+}
+
+const SIZES: [usize; 3] = [64, 1024, 16 * 1024];
 
 fn run(programs: &Programs, runs: usize, scale: usize) -> io::Result<()> {
     let threads = programs.threads;
+    let options = format!("quota_messages=1000000,quota_bytes=256M,threads={threads}");
+    let uring = match Mount::mailslotfs(&programs.mailslotfs, &format!("{options},io_uring")) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            println!(
+                "mailslotfs io_uring: not measured ({e}; see /sys/module/fuse/parameters/enable_uring)"
+            );
+            None
+        }
+    };
     let mounts = Mounts {
-        mailslot: Mount::mailslotfs(
-            &programs.mailslotfs,
-            &format!("quota_messages=1000000,quota_bytes=256M,threads={threads}"),
-        )?,
+        uring,
+        classic: Mount::mailslotfs(&programs.mailslotfs, &format!("{options},no_io_uring"))?,
         floor: Mount::start(|dir| {
             let mut c = Command::new(&programs.floor);
             c.arg(dir).arg(threads.to_string());
             c
         })?,
     };
-    println!("Both file systems run {threads} FUSE event-loop thread(s).");
-    let transports = [
-        Transport::Mailslot,
+    println!(
+        "Both file systems run {threads} FUSE event-loop thread(s); on io_uring, mailslotfs runs one queue thread per CPU."
+    );
+    let transports: Vec<Transport> = [
+        Transport::Uring,
+        Transport::Classic,
         Transport::FuseFloor,
         Transport::PosixMq,
         Transport::UnixDgram,
-        Transport::MailslotBatch,
-    ];
+        Transport::Batch,
+    ]
+    .into_iter()
+    .filter(|t| mounts.of(*t).is_some())
+    .collect();
+    let mut table = Table::default();
     println!("One-way messages/s, producer(s) -> one consumer (median of {runs}, min–max)");
     println!(
-        "{:<18} {:>7} {:>8}  messages/s",
+        "{:<20} {:>7} {:>8}  messages/s",
         "transport", "size", "writers"
     );
-    let mut table = Vec::new();
-    for size in [64usize, 1024, 16 * 1024] {
+    for size in SIZES {
         for writers in [1usize, 2] {
-            for t in transports {
+            for &t in &transports {
+                let Some(mount) = mounts.of(t) else { continue };
                 // Size each run to about half a second from a short trial.
-                let mount = mounts.of(t);
                 let trial = one_way(t, mount, size, writers, 2_000)?;
                 let count = ((trial * 0.5 / scale as f64) as usize).clamp(2_000, 4_000_000);
                 let fig = Figure::measure(runs, || one_way(t, mount, size, writers, count))?;
                 println!(
-                    "{:<18} {:>7} {:>8}  {}",
+                    "{:<20} {:>7} {:>8}  {}",
                     t.name(),
                     size,
                     writers,
                     fig.show("msg/s")
                 );
-                table.push((t, size, writers, fig.median()));
+                table.put("one-way", t, size, writers, fig.median());
             }
         }
     }
-    let rate = |t, s, w| {
-        table
-            .iter()
-            .find(|(tt, ss, ww, _)| *tt == t && *ss == s && *ww == w)
-            .map_or(f64::NAN, |x| x.3)
-    };
     println!();
-    println!("Ratios (median against median, same run)");
-    for size in [64usize, 1024, 16 * 1024] {
-        for writers in [1usize, 2] {
-            let ms = rate(Transport::Mailslot, size, writers);
-            println!(
-                "  {size:>5} B, {writers} writer(s): mailslotfs/floor {:.2}  mailslotfs/mq {:.3}  mailslotfs/unix {:.3}  batch/mq {:.3}",
-                ms / rate(Transport::FuseFloor, size, writers),
-                ms / rate(Transport::PosixMq, size, writers),
-                ms / rate(Transport::UnixDgram, size, writers),
-                rate(Transport::MailslotBatch, size, writers)
-                    / rate(Transport::PosixMq, size, writers),
-            );
-        }
-        println!(
-            "  {size:>5} B: mailslotfs 2 writers / 1 writer {:.2}",
-            rate(Transport::Mailslot, size, 2) / rate(Transport::Mailslot, size, 1)
-        );
+    println!(
+        "write(2) calls/s, one writer, 64 B, into a queue that holds them all, nobody reading"
+    );
+    for &t in transports
+        .iter()
+        .filter(|t| t.is_fuse() && **t != Transport::Batch)
+    {
+        let Some(mount) = mounts.of(t) else { continue };
+        let fig = Figure::measure(runs, || write_calls(mount, 200_000 / scale))?;
+        println!("{:<20} {}", t.name(), fig.show("calls/s"));
+        table.put("writes", t, 64, 1, fig.median());
     }
     println!();
     println!("Ping-pong round trip, 64 B (median of {runs} runs' medians and p99s)");
     let iters = 20_000 / scale;
-    for t in [
-        Transport::Mailslot,
-        Transport::FuseFloor,
-        Transport::PosixMq,
-        Transport::UnixDgram,
-    ] {
+    for &t in transports.iter().filter(|t| **t != Transport::Batch) {
+        let Some(mount) = mounts.of(t) else { continue };
         let mut p99s = Vec::new();
         let median = Figure::measure(runs, || {
-            let mut rtts = ping_pong(t, mounts.of(t), iters)?;
+            let mut rtts = ping_pong(t, mount, iters)?;
             rtts.sort_by(f64::total_cmp);
             p99s.push(rtts[rtts.len() * 99 / 100]);
             Ok(rtts[rtts.len() / 2])
         })?;
-        let p99 = Figure {
-            samples: {
-                p99s.sort_by(f64::total_cmp);
-                p99s
-            },
-        };
+        p99s.sort_by(f64::total_cmp);
+        let p99 = Figure { samples: p99s };
         println!(
-            "{:<18} median {}  p99 {}",
+            "{:<20} median {}  p99 {}",
             t.name(),
             median.show("µs"),
             p99.show("µs")
         );
+        table.put("ping-pong", t, 64, 1, median.median());
+        table.put("ping-pong p99", t, 64, 1, p99.median());
     }
+    print_ratios(&table);
     drop(mounts);
+    println!();
+    let readers = 1000 / scale;
+    println!(
+        "Idle: {readers} servers waiting in read(), nothing else happening (a {:.0} s window)",
+        IDLE_WINDOW.as_secs_f64()
+    );
+    for (t, transport) in [
+        (Transport::Uring, "io_uring"),
+        (Transport::Classic, "no_io_uring"),
+    ] {
+        let mount = match Mount::mailslotfs(
+            &programs.mailslotfs,
+            &format!("threads={threads},{transport}"),
+        ) {
+            Ok(m) => m,
+            Err(_) => continue,
+        };
+        let idle = idle_cost(&mount, readers)?;
+        println!(
+            "{:<20} daemon CPU {:.3} %  wake-ups {:.1}/s  memory per waiting reader {:.0} B",
+            t.name(),
+            idle.cpu_percent,
+            idle.wakeups_per_second,
+            idle.bytes_per_reader
+        );
+    }
     println!();
     let per_message = Figure::measure(runs.min(3), || {
         memory_per_message(&programs.mailslotfs, 1_000_000 / scale)
@@ -239,6 +294,208 @@ fn run(programs: &Programs, runs: usize, scale: usize) -> io::Result<()> {
         per_message.median() - 64.0
     );
     Ok(())
+}
+
+/// Ratios of medians from the same run, and the issue's targets beside them.
+fn print_ratios(table: &Table) {
+    let one_way = |t, s, w| table.get("one-way", t, s, w);
+    println!();
+    println!("Ratios (median against median, same run)");
+    for size in SIZES {
+        for writers in [1usize, 2] {
+            let floor = one_way(Transport::FuseFloor, size, writers);
+            let mq = one_way(Transport::PosixMq, size, writers);
+            println!(
+                "  {size:>5} B, {writers} writer(s): io_uring/floor {:.2}  classic/floor {:.2}  io_uring/mq {:.3}  io_uring/unix {:.3}  batch/mq {:.3}",
+                one_way(Transport::Uring, size, writers) / floor,
+                one_way(Transport::Classic, size, writers) / floor,
+                one_way(Transport::Uring, size, writers) / mq,
+                one_way(Transport::Uring, size, writers)
+                    / one_way(Transport::UnixDgram, size, writers),
+                one_way(Transport::Batch, size, writers) / mq,
+            );
+        }
+        println!(
+            "  {size:>5} B, 2 writers / 1 writer: io_uring {:.2}  classic {:.2}  floor {:.2}",
+            one_way(Transport::Uring, size, 2) / one_way(Transport::Uring, size, 1),
+            one_way(Transport::Classic, size, 2) / one_way(Transport::Classic, size, 1),
+            one_way(Transport::FuseFloor, size, 2) / one_way(Transport::FuseFloor, size, 1),
+        );
+    }
+    let writes = |t| table.get("writes", t, 64, 1);
+    let ping = |t| table.get("ping-pong", t, 64, 1);
+    println!(
+        "  write calls/s: io_uring/floor {:.2}  classic/floor {:.2}",
+        writes(Transport::Uring) / writes(Transport::FuseFloor),
+        writes(Transport::Classic) / writes(Transport::FuseFloor),
+    );
+    println!(
+        "  ping-pong median: io_uring/floor {:.2}  classic/floor {:.2}  io_uring/mq {:.2}",
+        ping(Transport::Uring) / ping(Transport::FuseFloor),
+        ping(Transport::Classic) / ping(Transport::FuseFloor),
+        ping(Transport::Uring) / ping(Transport::PosixMq),
+    );
+    println!();
+    println!("Targets (issue 10)");
+    if one_way(Transport::Uring, 64, 1).is_nan() {
+        println!("  not judged: mailslotfs did not run on io_uring");
+        return;
+    }
+    let uring_64 = one_way(Transport::Uring, 64, 1);
+    let floor_64 = one_way(Transport::FuseFloor, 64, 1);
+    let verdict = |met: bool| if met { "met" } else { "MISSED" };
+    println!(
+        "  io_uring 64 B one-way >= 3x floor and >= 90k msg/s: {:.2}x, {} msg/s: {}",
+        uring_64 / floor_64,
+        human(uring_64),
+        verdict(uring_64 >= 3.0 * floor_64 && uring_64 >= 90e3)
+    );
+    let ping_ratio = ping(Transport::Uring) / ping(Transport::FuseFloor);
+    println!(
+        "  io_uring ping-pong median <= 0.85x floor: {ping_ratio:.2}x: {}",
+        verdict(ping_ratio <= 0.85)
+    );
+    let scaling = SIZES
+        .iter()
+        .map(|&s| one_way(Transport::Uring, s, 2) / one_way(Transport::Uring, s, 1))
+        .fold(f64::INFINITY, f64::min);
+    println!(
+        "  io_uring 2 writers >= 1.5x one writer (worst size): {scaling:.2}x: {}",
+        verdict(scaling >= 1.5)
+    );
+    let classic_worst = SIZES
+        .iter()
+        .flat_map(|&s| {
+            [1, 2].map(|w| one_way(Transport::Classic, s, w) / one_way(Transport::FuseFloor, s, w))
+        })
+        .fold(f64::INFINITY, f64::min);
+    println!(
+        "  classic no slower than the floor in any one-way row: worst {classic_worst:.2}x: {}",
+        verdict(classic_worst >= 1.0)
+    );
+}
+
+const IDLE_WINDOW: Duration = Duration::from_secs(2);
+
+/// What waiting servers cost a daemon that has nothing else to do.
+struct Idle {
+    cpu_percent: f64,
+    wakeups_per_second: f64,
+    bytes_per_reader: f64,
+}
+
+/// Parks `readers` reads (threads of a forked child, one slot each), then
+/// watches the daemon for [`IDLE_WINDOW`]: CPU time from every thread's
+/// schedstat, wake-ups as context switches, and RSS growth per reader.
+fn idle_cost(mount: &Mount, readers: usize) -> io::Result<Idle> {
+    let daemon = mount.child.id() as i32;
+    let before_rss = mount.rss_bytes()?;
+    let paths: Vec<PathBuf> = (0..readers)
+        .map(|i| mount.fresh_path(&format!("idle{i}")))
+        .collect();
+    let (pids, gate) = fork_writers(1, |_| {
+        let fds = paths
+            .iter()
+            .map(|p| open(p, libc::O_CREAT | libc::O_EXCL | libc::O_RDONLY))
+            .collect::<io::Result<Vec<_>>>()?;
+        let waiting: Vec<_> = fds
+            .into_iter()
+            .map(|fd| {
+                std::thread::Builder::new()
+                    .stack_size(64 * 1024)
+                    .spawn(move || read(fd.as_raw_fd(), &mut [0u8; 256]))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        for reader in waiting {
+            let _ = reader.join();
+        }
+        Ok(())
+    })?;
+    drop(gate);
+    let parked = |p: &PathBuf| xattr(p, "user.mailslot.waiting_readers").is_some_and(|v| v == "1");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !paths.iter().all(parked) {
+        if Instant::now() > deadline {
+            stop_children(&pids);
+            return Err(io::Error::other("the idle readers never all parked"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let rss = mount.rss_bytes()?;
+    let (cpu0, switches0) = task_totals(daemon);
+    let start = Instant::now();
+    // A measurement window: nothing is meant to happen in it.
+    std::thread::sleep(IDLE_WINDOW);
+    let (cpu1, switches1) = task_totals(daemon);
+    let window = start.elapsed().as_secs_f64();
+    stop_children(&pids);
+    Ok(Idle {
+        cpu_percent: (cpu1 - cpu0) as f64 / 1e9 / window * 100.0,
+        wakeups_per_second: (switches1 - switches0) as f64 / window,
+        bytes_per_reader: (rss - before_rss) / readers as f64,
+    })
+}
+
+fn stop_children(pids: &[i32]) {
+    for &pid in pids {
+        // SAFETY: killing and reaping our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+/// CPU nanoseconds and context switches summed over every thread of `pid`.
+fn task_totals(pid: i32) -> (u64, u64) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return (0, 0);
+    };
+    let mut cpu = 0;
+    let mut switches = 0;
+    for task in tasks.flatten() {
+        let path = task.path();
+        if let Ok(stat) = std::fs::read_to_string(path.join("schedstat")) {
+            cpu += stat
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        if let Ok(status) = std::fs::read_to_string(path.join("status")) {
+            switches += status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    }
+    (cpu, switches)
+}
+
+fn xattr(path: &Path, name: &str) -> Option<String> {
+    let c = CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    let n = CString::new(name).ok()?;
+    let mut buf = [0u8; 64];
+    // SAFETY: NUL-terminated strings, `buf` writable for its length.
+    let len = unsafe { libc::getxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let len = usize::try_from(len).ok()?;
+    Some(String::from_utf8_lossy(&buf[..len]).into_owned())
+}
+
+/// write(2) calls per second into a slot that holds them all.
+fn write_calls(mount: &Mount, count: usize) -> io::Result<f64> {
+    let path = mount.fresh_path("writes");
+    let server = open(&path, libc::O_CREAT | libc::O_EXCL | libc::O_RDONLY)?;
+    let client = open(&path, libc::O_WRONLY)?;
+    let msg = [b'w'; 64];
+    let start = Instant::now();
+    for _ in 0..count {
+        write_retrying(client.as_raw_fd(), &msg)?;
+    }
+    let rate = count as f64 / start.elapsed().as_secs_f64();
+    drop((client, server));
+    Ok(rate)
 }
 
 /// A file system daemon in the foreground on a temp dir, stopped on drop.
@@ -268,9 +525,12 @@ impl Mount {
         ));
         std::fs::create_dir_all(&dir)?;
         let child = daemon(&dir).stdin(Stdio::null()).spawn()?;
-        let mount = Mount { dir, child };
+        let mut mount = Mount { dir, child };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !is_mounted(&mount.dir) {
+            if let Some(status) = mount.child.try_wait()? {
+                return Err(io::Error::other(format!("the daemon exited ({status})")));
+            }
             if Instant::now() > deadline {
                 return Err(io::Error::other("the mount did not come up"));
             }
@@ -453,17 +713,17 @@ fn one_way(
     // reads take as many frames as fit.
     let mut buf = vec![
         0u8;
-        if t == Transport::MailslotBatch {
+        if t == Transport::Batch {
             1 << 20
         } else {
             64 * 1024
         }
     ];
     match t {
-        Transport::Mailslot | Transport::MailslotBatch | Transport::FuseFloor => {
+        Transport::Uring | Transport::Classic | Transport::Batch | Transport::FuseFloor => {
             let path = mount.fresh_path(&format!("oneway-{size}-{writers}"));
             let server = open(&path, libc::O_CREAT | libc::O_EXCL | libc::O_RDONLY)?;
-            let batch = t == Transport::MailslotBatch;
+            let batch = t == Transport::Batch;
             if batch {
                 set_batch(server.as_raw_fd())?;
             }
@@ -558,7 +818,7 @@ fn ping_pong(t: Transport, mount: &Mount, iters: usize) -> io::Result<Vec<f64>> 
     let mut buf = vec![0u8; 65536];
     let mut rtts = Vec::with_capacity(iters);
     match t {
-        Transport::Mailslot | Transport::MailslotBatch | Transport::FuseFloor => {
+        Transport::Uring | Transport::Classic | Transport::Batch | Transport::FuseFloor => {
             let ping = mount.fresh_path("ping");
             let pong = mount.fresh_path("pong");
             let here = open(&ping, libc::O_CREAT | libc::O_EXCL | libc::O_RDONLY)?;

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # mailslotfs against kernel IPC (POSIX mq, AF_UNIX datagrams), in one run on
-# this machine: one-way throughput, ping-pong latency, daemon memory per
-# queued message, each the median of several runs with min-max, beside the
-# FUSE floor (examples/fuse_floor.rs: the least a queue over FUSE can do).
+# this machine: one-way throughput, write calls, ping-pong latency, idle cost
+# with 1000 waiting servers, daemon memory per queued message and per waiting
+# reader, each the median of several runs with min-max, for mailslotfs on
+# both transports (FUSE-over-io_uring and classic /dev/fuse) beside the FUSE
+# floor (examples/fuse_floor.rs: the least a queue over FUSE can do).
 # Usage (as root): scripts/bench.sh [--runs N] [--quick] [--threads N] [--halt-poll NS]
 #   --threads N     FUSE event-loop threads for both file systems (default 4)
 #   --halt-poll NS  for this run only, let an idle vCPU poll NS nanoseconds
@@ -29,6 +31,11 @@ if [ -n "$halt_poll" ] && [ -z "$old_poll" ]; then
   exit 1
 fi
 
+# mailslotfs on FUSE-over-io_uring needs the kernel to offer it at mount
+# time; switch it on for this run only (the daemon never does).
+uring_knob=/sys/module/fuse/parameters/enable_uring
+old_uring=$(cat $uring_knob 2>/dev/null || true)
+
 # POSIX mq: the benchmark queues hold 256 messages of up to 16 KiB, above
 # Debian's defaults (10 x 8 KiB); raise the limits for this run only.
 mq=/proc/sys/fs/mqueue
@@ -37,6 +44,7 @@ restore() {
   echo "$old_msg_max" > $mq/msg_max
   echo "$old_msgsize_max" > $mq/msgsize_max
   if [ -n "$old_poll" ]; then echo "$old_poll" > $poll_knob; fi
+  if [ -n "$old_uring" ]; then echo "$old_uring" > $uring_knob; fi
   # Should the benchmark die without its own clean-up, leave nothing mounted.
   pkill -f "mailslotfs mount --foreground -o quota_" 2>/dev/null || true
   pkill -f "examples/fuse_floor /" 2>/dev/null || true
@@ -48,6 +56,7 @@ restore() {
 trap restore EXIT
 echo 256 > $mq/msg_max
 echo 65536 > $mq/msgsize_max
+if [ -n "$old_uring" ]; then echo Y > $uring_knob; fi
 
 if [ -n "$halt_poll" ]; then echo "$halt_poll" > $poll_knob; fi
 

@@ -62,3 +62,44 @@ fn two_hundred_waiting_readers_wake_the_daemon_never() {
     kill(pid, libc::SIGKILL);
     let _ = finish(child, Duration::from_secs(10));
 }
+
+/// Parked reads hold ring entries on FUSE-over-io_uring: a thousand servers
+/// waiting on one CPU, all entering read() at once, must leave that CPU's
+/// queue able to take a write, a lookup and a create (on the classic
+/// transport a parked read holds nothing, so this passes there trivially).
+#[test]
+fn a_thousand_readers_parked_on_one_cpu_starve_no_write_lookup_or_create() {
+    let m = Mount::daemon(&[]);
+    let out = py_ok(
+        &m,
+        r#"
+        os.sched_setaffinity(0, {0})
+        readers = 1000
+        fds = [create("r%d" % i) for i in range(readers)]
+        start = threading.Barrier(readers + 1)
+        got = {}
+        def serve(i):
+            start.wait()
+            got[i] = os.read(fds[i], 100)
+        for i in range(readers):
+            threading.Thread(target=serve, args=(i,), daemon=True).start()
+        start.wait()
+        parked = lambda i: os.getxattr(P("r%d" % i), "user.mailslot.waiting_readers") == b"1"
+        assert wait_for(lambda: all(parked(i) for i in range(readers)), 30), "not all parked"
+        t = time.monotonic()
+        c = client("r7")
+        os.write(c, b"to seven")
+        assert wait_for(lambda: got.get(7) == b"to seven", 5), "the write's message never arrived"
+        wrote = time.monotonic() - t
+        t = time.monotonic()
+        assert not exists("nobody-here")
+        looked = time.monotonic() - t
+        t = time.monotonic()
+        os.close(create("fresh"))
+        created = time.monotonic() - t
+        print("write+read %.1f ms, lookup %.1f ms, create %.1f ms" % (wrote * 1e3, looked * 1e3, created * 1e3))
+        assert max(wrote, looked, created) < 1.0, "starved"
+        "#,
+    );
+    println!("{out}");
+}

@@ -18,7 +18,15 @@ fn status(args: &[&str]) -> std::process::Output {
 fn status_lists_every_slot_with_owner_queue_and_totals() {
     let m = mount!("max_msg=100,quota_messages=2,timeout=250");
     let dir = m.dir.to_str().unwrap();
-    assert_eq!(ok(&status(&["status", dir])), "no mailslots\n");
+    // The first line names the transport the mount runs on.
+    let transport = getxattr(&m.dir, "user.mailslot.transport").unwrap();
+    assert!(["classic", "io_uring"].contains(&transport.as_str()));
+    let heading = format!("transport: {transport}\n");
+    // The mount's entries, memory, ceilings and refusals follow the slots.
+    let empty = ok(&status(&["status", dir]));
+    let (slots, limits) = empty.split_once("\nlimits:\n").expect("a limits section");
+    assert_eq!(slots, format!("{heading}no mailslots\n"));
+    assert!(limits.contains("  refused_user_entries  0\n"), "{limits}");
 
     std::fs::create_dir(m.path("app")).unwrap();
     let inbox = create_slot(&m.path("app/inbox"));
@@ -48,6 +56,11 @@ fn status_lists_every_slot_with_owner_queue_and_totals() {
 
     let table = ok(&status(&["ls", dir]));
     let lines: Vec<Vec<&str>> = table
+        .strip_prefix(&heading)
+        .expect("the transport first")
+        .split("\nlimits:\n")
+        .next()
+        .unwrap_or_default()
         .lines()
         .map(|l| l.split_whitespace().collect())
         .collect();
@@ -65,6 +78,10 @@ fn status_lists_every_slot_with_owner_queue_and_totals() {
     );
 
     let json = ok(&status(&["status", "--json", &format!("{dir}/app")]));
+    assert!(
+        json.contains(&format!("\"transport\":\"{transport}\"")),
+        "{json}"
+    );
     let checked = ok(&run_with_input(
         Command::new("python3").arg("-c").arg(
             "import json,sys; s=json.load(sys.stdin); [slot]=s['slots']; \

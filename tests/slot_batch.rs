@@ -36,7 +36,9 @@ fn a_framed_write_queues_one_message_per_frame() {
     let clock = Clock::new();
     let mut s = slot(Limits::default(), &clock);
     let frames = framed(&[b"one", b"two", b"three"]);
-    let (taken, _) = s.write_batch(&frames, clock.now(), calm).unwrap();
+    let (taken, _) = s
+        .write_batch(&s.owner(), &frames, clock.now(), calm)
+        .unwrap();
     assert_eq!(taken, frames.len());
     assert_eq!(s.info().message_count, 3);
     for want in [&b"one"[..], b"two", b"three"] {
@@ -58,10 +60,13 @@ fn a_framed_write_stops_short_at_the_quota_and_fails_only_when_nothing_fits() {
     };
     let mut s = slot(limits, &clock);
     let frames = framed(&[b"a", b"b", b"c"]);
-    let (taken, _) = s.write_batch(&frames, clock.now(), calm).unwrap();
+    let (taken, _) = s
+        .write_batch(&s.owner(), &frames, clock.now(), calm)
+        .unwrap();
     assert_eq!(taken, 2 * (FRAME_HEADER + 1), "two whole frames taken");
     assert_eq!(
-        s.write_batch(&frames[taken..], clock.now(), calm).err(),
+        s.write_batch(&s.owner(), &frames[taken..], clock.now(), calm)
+            .err(),
         Some(SlotError::QuotaFull)
     );
     assert_eq!(s.info().message_count, 2);
@@ -76,17 +81,19 @@ fn oversized_or_partial_frames_end_the_batch() {
     };
     let mut s = slot(limits, &clock);
     assert_eq!(
-        s.write_batch(&framed(&[b"too long"]), clock.now(), calm)
+        s.write_batch(&s.owner(), &framed(&[b"too long"]), clock.now(), calm)
             .err(),
         Some(SlotError::MessageTooBig)
     );
     let mut frames = framed(&[b"ok", b"too long"]);
-    let (taken, _) = s.write_batch(&frames, clock.now(), calm).unwrap();
+    let (taken, _) = s
+        .write_batch(&s.owner(), &frames, clock.now(), calm)
+        .unwrap();
     assert_eq!(taken, FRAME_HEADER + 2);
     // A partial first frame is bad framing, not a message.
     frames.truncate(FRAME_HEADER + 1);
     assert_eq!(
-        s.write_batch(&frames, clock.now(), calm).err(),
+        s.write_batch(&s.owner(), &frames, clock.now(), calm).err(),
         Some(SlotError::InvalidValue)
     );
     assert_eq!(s.info().message_count, 1);

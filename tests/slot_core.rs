@@ -39,6 +39,13 @@ fn take(slot: &mut Slot<P>, clock: &Clock) -> Result<Vec<u8>, SlotError> {
     answer(slot.read(0, u32::MAX, true, clock.now(), None)).map(|b| b.to_vec())
 }
 
+/// Registers poll waiter `poller`, paid for by the slot's owner.
+fn watch<K: mailslotfs::slot::Parking<Poller = u32>>(slot: &mut Slot<K>, poller: u32) {
+    let owner = slot.owner();
+    slot.watch(poller, &owner)
+        .expect("no ceiling refuses a poll waiter here");
+}
+
 fn info_of(slot: &Slot<P>) -> (Option<u32>, u32, u64) {
     let i = slot.info();
     (i.next_size, i.message_count, i.queued_bytes)
@@ -49,6 +56,9 @@ fn defaults() -> SlotDefaults {
         limits: Limits::default(),
         keep_empty: false,
         max_memory: u64::MAX,
+        max_entries: u64::MAX,
+        user_entries: u64::MAX,
+        user_memory: u64::MAX,
     }
 }
 
@@ -473,13 +483,13 @@ fn poll_reports_readable_writable_and_hang_up() {
         writable,
         hung_up,
     };
-    assert_eq!(slot.poll(None), r(false, true, false));
+    assert_eq!(slot.readiness(), r(false, true, false));
     put(&mut slot, b"m", &clock);
-    assert_eq!(slot.poll(None), r(true, false, false));
+    assert_eq!(slot.readiness(), r(true, false, false));
     take(&mut slot, &clock).unwrap();
-    assert_eq!(slot.poll(None), r(false, true, false));
+    assert_eq!(slot.readiness(), r(false, true, false));
     slot.close();
-    assert_eq!(slot.poll(None), r(false, false, true));
+    assert_eq!(slot.readiness(), r(false, false, true));
 }
 
 #[test]
@@ -488,7 +498,7 @@ fn poll_reports_hang_up_after_shut_down() {
     let mut slot = default_slot(&clock);
     put(&mut slot, b"m", &clock);
     slot.shut_down();
-    let ready = slot.poll(None);
+    let ready = slot.readiness();
     assert!(ready.hung_up);
     assert!(!ready.writable);
 }
@@ -509,15 +519,18 @@ fn poll_is_not_writable_when_the_byte_quota_is_exactly_used_up() {
         slot.write(b"x", clock.now(), calm).err(),
         Some(SlotError::QuotaFull)
     );
-    assert!(!slot.poll(None).writable, "a 1-byte write would be refused");
+    assert!(
+        !slot.readiness().writable,
+        "a 1-byte write would be refused"
+    );
 }
 
 #[test]
 fn pollers_are_handed_back_by_the_next_write() {
     let clock = Clock::new();
     let mut slot = default_slot(&clock);
-    slot.poll(Some(7));
-    slot.poll(Some(8));
+    watch(&mut slot, 7);
+    watch(&mut slot, 8);
     let w = slot.write(b"m", clock.now(), calm).unwrap();
     assert_eq!(w.pollers, vec![7, 8]);
     // Handed back once only.
@@ -541,10 +554,10 @@ fn polling_again_with_the_same_poller_keeps_one_entry() {
     let clock = Clock::new();
     let mut slot: Slot<Dedup> = Slot::new(Limits::default(), false, CREATOR_PID, clock.now());
     for _ in 0..1000 {
-        slot.poll(Some(7));
+        watch(&mut slot, 7);
     }
-    slot.poll(Some(8));
-    slot.poll(Some(7));
+    watch(&mut slot, 8);
+    watch(&mut slot, 7);
     let w = slot.write(b"m", clock.now(), calm).unwrap();
     assert_eq!(w.pollers, vec![8, 7]);
 }
@@ -554,8 +567,8 @@ fn pollers_are_kept_apart_by_default() {
     // The default `same_poller` says no: every registration comes back.
     let clock = Clock::new();
     let mut slot = default_slot(&clock);
-    slot.poll(Some(7));
-    slot.poll(Some(7));
+    watch(&mut slot, 7);
+    watch(&mut slot, 7);
     assert_eq!(
         slot.write(b"m", clock.now(), calm).unwrap().pollers,
         vec![7, 7]
@@ -567,7 +580,7 @@ fn pollers_are_handed_back_by_the_next_read() {
     let clock = Clock::new();
     let mut slot = default_slot(&clock);
     put(&mut slot, b"m", &clock);
-    slot.poll(Some(7));
+    watch(&mut slot, 7);
     let (_, res, w) = ready(slot.read(1, 100, true, clock.now(), None));
     assert!(res.is_ok());
     assert_eq!(w.pollers, vec![7]);
@@ -577,17 +590,17 @@ fn pollers_are_handed_back_by_the_next_read() {
 fn pollers_are_handed_back_by_close_shut_down_and_set_limits() {
     let clock = Clock::new();
     let mut slot = default_slot(&clock);
-    slot.poll(Some(1));
+    watch(&mut slot, 1);
     assert_eq!(
         slot.set_limits(limits(|l| l.quota_messages = 5)).pollers,
         vec![1]
     );
     assert_eq!(slot.info().limits.quota_messages, 5);
-    slot.poll(Some(2));
+    watch(&mut slot, 2);
     assert_eq!(slot.close().pollers, vec![2]);
 
     let mut slot = default_slot(&clock);
-    slot.poll(Some(3));
+    watch(&mut slot, 3);
     assert_eq!(slot.shut_down().pollers, vec![3]);
 }
 
@@ -720,8 +733,8 @@ fn open_of_an_existing_slot_is_client_or_read_denied() {
     let clock = Clock::new();
     let t = table(&clock);
     let (ino, server) = serve(&t, "chat", &clock);
-    assert_eq!(t.open(ino, true).err(), Some(SlotError::ReadDenied));
-    let (fh, role) = t.open(ino, false).unwrap();
+    assert_eq!(t.open(ino, true, 1).err(), Some(SlotError::ReadDenied));
+    let (fh, role) = t.open(ino, false, 1).unwrap();
     assert_eq!(role, Role::Client);
     assert_ne!(fh, server);
     // Client and server share one queue.
@@ -739,8 +752,8 @@ fn open_of_a_directory_or_a_missing_inode_fails() {
     let clock = Clock::new();
     let t = table(&clock);
     let d = t.mkdir(ROOT, b"dir", user(1), clock.now()).unwrap();
-    assert_eq!(t.open(d.ino, false).err(), Some(SlotError::IsADirectory));
-    assert_eq!(t.open(9999, false).err(), Some(SlotError::NotFound));
+    assert_eq!(t.open(d.ino, false, 1).err(), Some(SlotError::IsADirectory));
+    assert_eq!(t.open(9999, false, 1).err(), Some(SlotError::NotFound));
 }
 
 #[test]
@@ -826,7 +839,7 @@ fn releasing_a_client_keeps_the_slot() {
     let clock = Clock::new();
     let t = table(&clock);
     let (ino, _) = serve(&t, "chat", &clock);
-    let (client, _) = t.open(ino, false).unwrap();
+    let (client, _) = t.open(ino, false, 1).unwrap();
     let (gone, w) = t.release(client, clock.now());
     assert_eq!(gone, None);
     assert!(w.readers.is_empty());
@@ -841,7 +854,7 @@ fn after_the_server_is_released_clients_get_server_gone() {
     let clock = Clock::new();
     let t = table(&clock);
     let (ino, server) = serve(&t, "chat", &clock);
-    let (client, _) = t.open(ino, false).unwrap();
+    let (client, _) = t.open(ino, false, 1).unwrap();
     let client = t.handle(client).unwrap();
     client
         .slot
@@ -855,7 +868,7 @@ fn after_the_server_is_released_clients_get_server_gone() {
         Some(SlotError::ServerGone)
     );
     assert_eq!(slot.info().message_count, 0);
-    assert!(slot.poll(None).hung_up);
+    assert!(slot.readiness().hung_up);
 }
 
 #[test]
@@ -863,7 +876,7 @@ fn releasing_the_server_wakes_its_parked_readers_and_pollers() {
     let clock = Clock::new();
     let t = table(&clock);
     let (ino, server) = serve(&t, "chat", &clock);
-    let (client, _) = t.open(ino, false).unwrap();
+    let (client, _) = t.open(ino, false, 1).unwrap();
     let slot = t.handle(server).unwrap().slot;
     assert!(is_parked(&slot.lock().read(
         4,
@@ -872,7 +885,7 @@ fn releasing_the_server_wakes_its_parked_readers_and_pollers() {
         clock.now(),
         None
     )));
-    t.handle(client).unwrap().slot.lock().poll(Some(5));
+    watch(&mut t.handle(client).unwrap().slot.lock(), 5);
     let (_, w) = t.release(server, clock.now());
     assert_eq!(woken(&w), vec![(4, Err(SlotError::ServerGone))]);
     assert_eq!(w.pollers, vec![5]);
@@ -912,19 +925,29 @@ fn failed_creates_do_not_consume_an_inode_or_a_name() {
 /// reading or closing gives its bytes back; nothing queued is lost.
 #[test]
 fn the_memory_ceiling_spans_every_slot_and_refuses_only_new_messages() {
+    use mailslotfs::slot::accounts::Charge;
     use mailslotfs::slot::memory::message_cost;
+    // Three slots with one-letter names, and one parked read, are charged too.
+    let slot_cost = Charge::Slot(1).bytes() + Charge::Handle.bytes();
+    let names = 3 * slot_cost + Charge::ParkedRead.bytes();
     let clock = Clock::new();
     let t = table_with(
         SlotDefaults {
-            max_memory: 3 * message_cost(100),
+            max_memory: names + 3 * message_cost(100),
             ..defaults()
         },
         &clock,
     );
     let (a, server_a) = serve(&t, "a", &clock);
     let (_, server_b) = serve(&t, "b", &clock);
+    let (_, server_c) = serve(&t, "c", &clock);
     let slot_a = t.handle(server_a).unwrap().slot;
     let slot_b = t.handle(server_b).unwrap().slot;
+    let slot_c = t.handle(server_c).unwrap().slot;
+    assert!(matches!(
+        slot_c.lock().read(9, 1000, false, clock.now(), None),
+        ReadOutcome::Parked
+    ));
     put(&mut slot_a.lock(), &[1; 100], &clock);
     put(&mut slot_a.lock(), &[2; 100], &clock);
     put(&mut slot_b.lock(), &[3; 100], &clock);
@@ -937,20 +960,17 @@ fn the_memory_ceiling_spans_every_slot_and_refuses_only_new_messages() {
     assert_eq!(slot_b.lock().info().received, 1);
     // A message handed straight to a waiting reader is never queued, so
     // it costs nothing even at the ceiling.
-    let (_, server_c) = serve(&t, "c", &clock);
-    let slot_c = t.handle(server_c).unwrap().slot;
-    assert!(matches!(
-        slot_c.lock().read(9, 1000, false, clock.now(), None),
-        ReadOutcome::Parked
-    ));
     let woken = slot_c.lock().write(b"direct", clock.now(), calm).unwrap();
     assert_eq!(woken.readers.len(), 1);
     // Reading gives bytes back; what was queued comes out intact.
     assert_eq!(take(&mut slot_a.lock(), &clock).unwrap(), vec![1; 100]);
     put(&mut slot_b.lock(), &[4; 1], &clock);
-    // Closing a slot gives back what it still held.
+    // Closing a slot gives back its name, its handle and what it still held.
     t.release(server_a, clock.now());
-    assert_eq!(t.memory().used(), message_cost(100) + message_cost(1));
+    assert_eq!(
+        t.memory().used(),
+        2 * slot_cost + message_cost(100) + message_cost(1)
+    );
     assert!(t.info(a).is_err());
 }
 
@@ -1206,7 +1226,7 @@ fn set_info_applies_to_the_next_write_and_wakes_pollers() {
     let t = table(&clock);
     let (ino, fh) = serve(&t, "chat", &clock);
     let slot = t.handle(fh).unwrap().slot;
-    slot.lock().poll(Some(77));
+    watch(&mut slot.lock(), 77);
     let w = t
         .set_info(ino, InfoAttr::MaxMessageSize, b"4", 1000, TRANSPORT_MAX)
         .unwrap();
@@ -1243,6 +1263,9 @@ fn slots_start_from_the_mount_defaults() {
         }),
         keep_empty: true,
         max_memory: u64::MAX,
+        max_entries: u64::MAX,
+        user_entries: u64::MAX,
+        user_memory: u64::MAX,
     };
     let t = table_with(d, &clock);
     assert_eq!(t.defaults(), d);
@@ -1261,7 +1284,7 @@ fn flush_of_the_server_marks_the_slot_closing_for_that_thread_only() {
     let clock = Clock::new();
     let t = table(&clock);
     let (ino, server) = serve(&t, "Chat", &clock);
-    let (client, _) = t.open(ino, false).unwrap();
+    let (client, _) = t.open(ino, false, 1).unwrap();
     assert_eq!(t.closing_by(ROOT, b"chat", 100), None);
     t.flush(client, 100);
     assert_eq!(t.closing_by(ROOT, b"chat", 100), None, "client flush");

@@ -200,6 +200,9 @@ impl Run {
                 limits: defaults,
                 keep_empty,
                 max_memory: u64::MAX,
+                max_entries: u64::MAX,
+                user_entries: u64::MAX,
+                user_memory: u64::MAX,
             },
             &clock,
         );
@@ -364,7 +367,7 @@ impl Run {
             // lookup + open, write-only.
             2 => self.table.lookup(ROOT, name.as_bytes()).and_then(|a| {
                 self.table
-                    .open(a.ino, false)
+                    .open(a.ino, false, 1)
                     .map(|(fh, role)| (a.ino, fh, role))
             }),
             // lookup + open with read access: always refused.
@@ -375,7 +378,7 @@ impl Run {
                 } else {
                     SlotError::NotFound
                 };
-                let r = got.and_then(|a| self.table.open(a.ino, true));
+                let r = got.and_then(|a| self.table.open(a.ino, true, 1));
                 assert_eq!(r.err(), Some(want), "open with read access");
                 return;
             }
@@ -623,8 +626,15 @@ impl Run {
         self.log(format!(
             "poll fh {fh} ({key:?}, alive={alive}) poller={poller:?}"
         ));
-        let slot = self.table.handle(fh).expect("handle").slot;
-        let got = slot.lock().poll(poller);
+        let handle = self.table.handle(fh).expect("handle");
+        let got = {
+            let mut slot = handle.slot.lock();
+            if let Some(p) = poller {
+                slot.watch(p, &handle.account)
+                    .expect("nothing limits poll waiters");
+            }
+            slot.readiness()
+        };
         let Some(s) = self.slots.get_mut(&key).filter(|_| alive) else {
             let want = Readiness {
                 readable: false,
@@ -700,7 +710,10 @@ impl Run {
         }
         let ino = *self.rng.pick(&self.gone);
         self.log(format!("open stale ino {ino}"));
-        assert_eq!(self.table.open(ino, false).err(), Some(SlotError::NotFound));
+        assert_eq!(
+            self.table.open(ino, false, 1).err(),
+            Some(SlotError::NotFound)
+        );
         assert_eq!(self.table.attr(ino).err(), Some(SlotError::NotFound));
         assert_eq!(self.table.info(ino).err(), Some(SlotError::NotFound));
     }

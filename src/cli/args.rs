@@ -69,7 +69,9 @@ pub struct MountArgs {
     pub foreground: bool,
     /// Comma-separated options: max_msg=BYTES, timeout=MS (-1 = forever),
     /// quota_messages=N, quota_bytes=BYTES, max_memory=BYTES (all slots
-    /// together), keep_empty, allow_other, user=NAME, threads=N (FUSE
+    /// together), max_entries=N (directories and slots, default 100000),
+    /// user_entries=N and user_memory=BYTES (each user's share, default a
+    /// quarter of the mount's; root and the mount's owner are exempt), keep_empty, allow_other, user=NAME, threads=N (FUSE
     /// event-loop threads, default 4), io_uring (FUSE-over-io_uring or fail),
     /// no_io_uring (classic /dev/fuse only; the default takes io_uring when
     /// the kernel offers it). Sizes take K, M or G suffixes. May be
@@ -447,6 +449,8 @@ pub fn parse_mount_options(lists: &[String], transport_max: u32) -> Result<Mount
     let mut limits = Limits::default();
     let mut keep_empty = false;
     let mut max_memory = default_max_memory();
+    let mut max_entries = DEFAULT_MAX_ENTRIES;
+    let (mut user_entries, mut user_memory) = (None, None);
     let mut user = None;
     let mut allow_other = false;
     let mut bridge = BridgeRequest::default();
@@ -476,6 +480,9 @@ pub fn parse_mount_options(lists: &[String], transport_max: u32) -> Result<Mount
             }
             ("quota_bytes", Some(v)) => limits.quota_bytes = parse_size(v).map_err(|e| bad(&e))?,
             ("max_memory", Some(v)) => max_memory = parse_size(v).map_err(|e| bad(&e))?,
+            ("max_entries", Some(v)) => max_entries = parse_count(v).map_err(|e| bad(&e))?,
+            ("user_entries", Some(v)) => user_entries = Some(parse_count(v).map_err(|e| bad(&e))?),
+            ("user_memory", Some(v)) => user_memory = Some(parse_size(v).map_err(|e| bad(&e))?),
             ("threads", Some(v)) => {
                 threads = v
                     .parse()
@@ -491,7 +498,8 @@ pub fn parse_mount_options(lists: &[String], transport_max: u32) -> Result<Mount
             (k, v) if BridgeRequest::takes(k) => bridge.set(k, v).map_err(|why| bad(&why))?,
             (k, None) if IGNORED_OPTIONS.contains(&k) || k.starts_with("x-") => {}
             (
-                "max_msg" | "timeout" | "quota_messages" | "quota_bytes" | "max_memory" | "threads",
+                "max_msg" | "timeout" | "quota_messages" | "quota_bytes" | "max_memory"
+                | "max_entries" | "user_entries" | "user_memory" | "threads",
                 None,
             ) => {
                 return Err(bad("needs a value"));
@@ -509,11 +517,19 @@ pub fn parse_mount_options(lists: &[String], transport_max: u32) -> Result<Mount
     if max_memory < message_cost(limits.max_message_size as usize) {
         return Err("-o max_memory: must hold at least one largest message".to_owned());
     }
+    let largest = message_cost(limits.max_message_size as usize);
+    let user_memory = user_memory.unwrap_or((max_memory / USER_SHARE_DIVISOR).max(largest));
+    if user_memory < largest {
+        return Err("-o user_memory: must hold at least one largest message".to_owned());
+    }
     Ok(MountOptions {
         defaults: SlotDefaults {
             limits,
             keep_empty,
             max_memory,
+            max_entries,
+            user_entries: user_entries.unwrap_or(max_entries.div_ceil(USER_SHARE_DIVISOR)),
+            user_memory,
         },
         user,
         allow_other,
@@ -522,6 +538,18 @@ pub fn parse_mount_options(lists: &[String], transport_max: u32) -> Result<Mount
         transport,
     })
 }
+
+/// Directories and slots a mount holds at most unless `-o max_entries`
+/// says otherwise: a hundred times what a busy machine uses (an
+/// application makes a handful of slots per user or session), so that no
+/// normal use meets it, yet at the measured cost of a slot (docs/limits.md)
+/// all of them take about 150 MB, well under the memory ceiling.
+pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
+
+/// Unless `-o user_entries` / `-o user_memory` say otherwise, one user may
+/// take a quarter of the mount's entries and memory: one user alone can
+/// never leave the others less than three quarters.
+const USER_SHARE_DIVISOR: u64 = 4;
 
 /// The memory ceiling when `-o max_memory` is not given: a quarter of the
 /// machine's RAM, at most 1 GiB. Small enough that a flood of messages is
@@ -540,6 +568,14 @@ fn default_max_memory() -> u64 {
         (Ok(pages), Ok(size)) if pages > 0 => (pages.saturating_mul(size) / 4).min(CAP),
         _ => CAP,
     }
+}
+
+/// A count of at least 1.
+fn parse_count(text: &str) -> Result<u64, String> {
+    text.parse::<u64>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| "expected a whole number of at least 1".to_owned())
 }
 
 /// A byte count with an optional K, M or G (binary) suffix.
@@ -604,6 +640,22 @@ mod tests {
     }
 
     #[test]
+    fn entry_ceilings_and_user_shares() {
+        let d = parse("max_memory=64M").unwrap().defaults;
+        assert_eq!(d.max_entries, DEFAULT_MAX_ENTRIES);
+        assert_eq!(d.user_entries, DEFAULT_MAX_ENTRIES / 4);
+        assert_eq!(d.user_memory, 16 << 20);
+        let d = parse("max_entries=10,user_entries=3,user_memory=1M")
+            .unwrap()
+            .defaults;
+        assert_eq!(
+            (d.max_entries, d.user_entries, d.user_memory),
+            (10, 3, 1 << 20)
+        );
+        assert_eq!(parse("max_entries=5").unwrap().defaults.user_entries, 2);
+    }
+
+    #[test]
     fn bad_options_name_themselves() {
         for (opts, needle) in [
             ("frobnicate", "-o frobnicate: unknown option"),
@@ -619,6 +671,20 @@ mod tests {
             ("quota_messages=0", "at least 1"),
             ("threads=0", "-o threads=0: expected 1 to 64"),
             ("threads", "-o threads: needs a value"),
+            (
+                "max_entries=0",
+                "-o max_entries=0: expected a whole number of at least 1",
+            ),
+            (
+                "user_entries=x",
+                "-o user_entries=x: expected a whole number",
+            ),
+            ("user_memory", "-o user_memory: needs a value"),
+            ("user_memory=lots", "-o user_memory=lots: expected a size"),
+            (
+                "user_memory=1K",
+                "-o user_memory: must hold at least one largest message",
+            ),
         ] {
             let err = parse(opts).unwrap_err();
             assert!(err.contains(needle), "{opts}: {err}");

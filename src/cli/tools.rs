@@ -197,19 +197,24 @@ pub fn status(args: &StatusArgs) -> Result<(), String> {
     if !args.dir.is_dir() {
         return Err(format!("{shown}: no such directory"));
     }
-    if mountinfo::fs_type_of(&args.dir).as_deref() != Some(FS_TYPE) {
+    let Some(mount) = mountinfo::mount_of(&args.dir).filter(|m| m.fs_type == FS_TYPE) else {
         return Err(format!("{shown}: not a mailslotfs mount"));
-    }
+    };
     let mut slots = Vec::new();
     collect_slots(&args.dir, &args.dir, &mut slots)?;
     slots.sort_by(|a, b| a.path.cmp(&b.path));
-    let bridge = bridge_status(&args.dir);
-    let transport = get_xattr_named(&args.dir, "user.mailslot.transport")
+    // What the whole mount says lives on its root, whichever folder is shown.
+    let bridge = attributes_under(&mount.point.join(".net"), "user.mailslot.bridge.");
+    let limits = attributes_under(&mount.point, "user.mailslot.limits.");
+    let transport = get_xattr_named(&mount.point, "user.mailslot.transport")
         .unwrap_or_else(|_| "unknown".to_owned());
     let text = if args.json {
-        status_json(&shown, &transport, &slots, &bridge)
+        status_json(&shown, &transport, &slots, &limits, &bridge)
     } else {
-        format!("transport: {transport}\n") + &status_table(&slots) + &bridge_table(&bridge)
+        format!("transport: {transport}\n")
+            + &status_table(&slots)
+            + &section("limits", &limits)
+            + &section("bridge", &bridge)
     };
     io::stdout()
         .lock()
@@ -217,31 +222,31 @@ pub fn status(args: &StatusArgs) -> Result<(), String> {
         .map_err(|e| format!("standard output: {e}"))
 }
 
-/// The bridge's `user.mailslot.bridge.*` attributes on `.net` (name without
-/// the prefix, value); empty when the mount has no bridge.
-fn bridge_status(root: &Path) -> Vec<(String, String)> {
-    const PREFIX: &str = "user.mailslot.bridge.";
-    let net = root.join(".net");
-    xattr_names(&net)
+/// The attributes of `path` named `PREFIX<name>` (name without the
+/// prefix, value): the bridge's on `.net`, empty when the mount has no
+/// bridge; the entries, memory, ceilings and refusals on the root.
+fn attributes_under(path: &Path, prefix: &str) -> Vec<(String, String)> {
+    xattr_names(path)
         .unwrap_or_default()
         .into_iter()
         .filter_map(|name| {
-            let short = name.strip_prefix(PREFIX)?.to_owned();
-            Some((short, get_xattr_named(&net, &name).ok()?))
+            let short = name.strip_prefix(prefix)?.to_owned();
+            Some((short, get_xattr_named(path, &name).ok()?))
         })
         .collect()
 }
 
-fn bridge_table(bridge: &[(String, String)]) -> String {
-    if bridge.is_empty() {
+/// A `title:` section of `name  value` lines; nothing when there are none.
+fn section(title: &str, fields: &[(String, String)]) -> String {
+    if fields.is_empty() {
         return String::new();
     }
-    let width = bridge.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
-    let lines: String = bridge
+    let width = fields.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    let lines: String = fields
         .iter()
         .map(|(name, value)| format!("  {name:<width$}  {value}").trim_end().to_owned() + "\n")
         .collect();
-    format!("\nbridge:\n{lines}")
+    format!("\n{title}:\n{lines}")
 }
 
 /// Walks `dir` for slots. The bridge's `.net` tree holds remote names, not
@@ -322,12 +327,14 @@ fn status_table(slots: &[SlotStatus]) -> String {
     text
 }
 
-/// `{"mount": DIR, "transport": "io_uring" or "classic", "slots": [{"path": ..., "<attribute>": N, ...}]}`, the
-/// attribute names being the `user.mailslot.*` ones without the prefix.
+/// `{"mount": DIR, "transport": "io_uring" or "classic", "slots": [{"path": ..., "<attribute>": N, ...}],
+/// "limits": {...}, "bridge": {...}}`, the attribute names being the
+/// `user.mailslot.*` ones without the prefix.
 fn status_json(
     dir: &str,
     transport: &str,
     slots: &[SlotStatus],
+    limits: &[(String, String)],
     bridge: &[(String, String)],
 ) -> String {
     let slots: Vec<String> = slots
@@ -341,25 +348,30 @@ fn status_json(
             format!("{{\"path\":{}{figures}}}", json_string(&slot.path))
         })
         .collect();
-    let bridge = match bridge {
-        [] => String::new(),
-        fields => {
-            let fields: Vec<String> = fields
-                .iter()
-                .map(|(name, value)| match value.parse::<u64>() {
-                    Ok(n) => format!("{}:{n}", json_string(name)),
-                    Err(_) => format!("{}:{}", json_string(name), json_string(value)),
-                })
-                .collect();
-            format!(",\"bridge\":{{{}}}", fields.join(","))
-        }
-    };
     format!(
-        "{{\"mount\":{},\"transport\":{},\"slots\":[{}]{bridge}}}\n",
+        "{{\"mount\":{},\"transport\":{},\"slots\":[{}]{}{}}}\n",
         json_string(dir),
         json_string(transport),
-        slots.join(",")
+        slots.join(","),
+        json_object("limits", limits),
+        json_object("bridge", bridge),
     )
+}
+
+/// `,"KEY":{"name":value,...}` (numbers as numbers), or nothing when
+/// there are no fields.
+fn json_object(key: &str, fields: &[(String, String)]) -> String {
+    if fields.is_empty() {
+        return String::new();
+    }
+    let fields: Vec<String> = fields
+        .iter()
+        .map(|(name, value)| match value.parse::<u64>() {
+            Ok(n) => format!("{}:{n}", json_string(name)),
+            Err(_) => format!("{}:{}", json_string(name), json_string(value)),
+        })
+        .collect();
+    format!(",{}:{{{}}}", json_string(key), fields.join(","))
 }
 
 /// A JSON string literal.

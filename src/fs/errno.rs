@@ -19,6 +19,9 @@ pub(crate) fn errno(error: SlotError) -> i32 {
         // Windows: ERROR_INSUFFICIENT_BUFFER / ERROR_MORE_DATA both ways.
         SlotError::MessageTooBig | SlotError::BufferTooSmall => libc::EMSGSIZE,
         SlotError::QuotaFull | SlotError::OutOfMemory => libc::ENOBUFS,
+        // A name past `max_entries` or a user's share: no room, as a full
+        // tmpfs (nr_inodes) answers.
+        SlotError::NoSpace => libc::ENOSPC,
         SlotError::WouldBlock => libc::EAGAIN,
         SlotError::TimedOut => libc::ETIMEDOUT,
         SlotError::Interrupted => libc::EINTR,
@@ -54,6 +57,8 @@ mod tests {
             (SlotError::MessageTooBig, libc::EMSGSIZE),
             (SlotError::BufferTooSmall, libc::EMSGSIZE),
             (SlotError::QuotaFull, libc::ENOBUFS),
+            (SlotError::OutOfMemory, libc::ENOBUFS),
+            (SlotError::NoSpace, libc::ENOSPC),
             (SlotError::WouldBlock, libc::EAGAIN),
             (SlotError::TimedOut, libc::ETIMEDOUT),
             (SlotError::Interrupted, libc::EINTR),

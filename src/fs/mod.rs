@@ -57,16 +57,27 @@ pub(crate) struct ParkedRead {
     tid: u32,
 }
 
+/// A poll waiter: the kernel's poll handle to notify, and the open handle
+/// it polled through, whose release drops it.
+pub(crate) struct PollWaiter {
+    kh: u64,
+    fh: Fh,
+}
+
 /// The kernel interface's types for the core's parked readers and poll
-/// waiters (the kernel's poll handle).
+/// waiters.
 pub(crate) struct Fuse;
 
 impl Parking for Fuse {
     type Reader = ParkedRead;
-    type Poller = u64;
+    type Poller = PollWaiter;
 
-    fn same_poller(a: &u64, b: &u64) -> bool {
-        a == b
+    fn same_poller(a: &PollWaiter, b: &PollWaiter) -> bool {
+        a.kh == b.kh
+    }
+
+    fn polls_through(poller: &PollWaiter, fh: Fh) -> bool {
+        poller.fh == fh
     }
 }
 
@@ -103,6 +114,9 @@ pub(crate) struct Inner {
 const NET_FH_BASE: Fh = 1 << 62;
 /// The root's read-only attribute naming the transport (`status`).
 const TRANSPORT_XATTR: &str = "user.mailslot.transport";
+/// Prefix of the root's read-only attributes on entries, memory, the
+/// ceilings and the refusals (`status`).
+const LIMITS_XATTR_PREFIX: &str = "user.mailslot.limits.";
 /// Prefix of the bridge's read-only attributes on `.net`.
 const BRIDGE_XATTR_PREFIX: &str = "user.mailslot.bridge.";
 
@@ -277,8 +291,8 @@ impl Inner {
         if !wakeups.pollers.is_empty()
             && let Some(notifier) = &*self.notifier.lock()
         {
-            for kh in wakeups.pollers {
-                notifier.poll_wakeup(kh);
+            for waiter in wakeups.pollers {
+                notifier.poll_wakeup(waiter.kh);
             }
         }
     }
@@ -454,9 +468,9 @@ impl Inner {
             return;
         }
         let result = if handle.batch {
-            slot.write_batch(data, now(), interrupted)
+            slot.write_batch(&handle.account, data, now(), interrupted)
         } else {
-            slot.write(data, now(), interrupted)
+            slot.write_by(&handle.account, data, now(), interrupted)
                 .map(|wakeups| (data.len(), wakeups))
         };
         drop(slot);
@@ -511,8 +525,12 @@ impl Inner {
                 inner.poll(tid, fh, notify, reply, false)
             });
         }
-        let ready = slot.poll(notify);
+        let watched = notify.map(|kh| slot.watch(PollWaiter { kh, fh }, &handle.account));
+        let ready = slot.readiness();
         drop(slot);
+        if let Some(Err(e)) = watched {
+            return reply.error(refuse("poll", tid, e));
+        }
         let mut events = 0;
         match handle.role {
             Role::Server if ready.readable || ready.hung_up => {
@@ -584,7 +602,7 @@ impl Inner {
         }
     }
 
-    fn open(&self, tid: u32, ino: Ino, flags: u32, reply: Reply) {
+    fn open(&self, tid: u32, uid: u32, ino: Ino, flags: u32, reply: Reply) {
         let wants_read = flags as i32 & libc::O_ACCMODE != libc::O_WRONLY;
         let opened = match self.net_at(ino) {
             Some(net) => match net.tree.lock().attr(ino) {
@@ -593,7 +611,7 @@ impl Inner {
                 Ok(_) => Ok(self.net_open(net, ino)),
                 Err(e) => Err(e),
             },
-            None => self.table.open(ino, wants_read).map(|(fh, _role)| fh),
+            None => self.table.open(ino, wants_read, uid).map(|(fh, _role)| fh),
         };
         match opened {
             Ok(fh) => reply.opened(fh, OPEN_FLAGS),
@@ -690,6 +708,15 @@ impl Inner {
         if ino == ROOT && name == TRANSPORT_XATTR.as_bytes() {
             return reply.xattr(size, self.transport.lock().as_bytes());
         }
+        if ino == ROOT
+            && let Some(wanted) = name.strip_prefix(LIMITS_XATTR_PREFIX.as_bytes())
+        {
+            let figures = self.table.accounts().figures();
+            return match figures.iter().find(|(f, _)| f.as_bytes() == wanted) {
+                Some((_, value)) => reply.xattr(size, value.to_string().as_bytes()),
+                None => reply.error(errno::errno(SlotError::NoSuchAttribute)),
+            };
+        }
         let Some(attr) = InfoAttr::from_name(name) else {
             // The kernel asks for security.* names itself on every write;
             // only a user.* question comes from a client.
@@ -724,7 +751,16 @@ impl Inner {
                 .iter()
                 .flat_map(|a| a.name().bytes().chain([0]))
                 .collect(),
-            Ok(_) if ino == ROOT => format!("{TRANSPORT_XATTR}\0").into_bytes(),
+            Ok(_) if ino == ROOT => std::iter::once(TRANSPORT_XATTR.to_owned())
+                .chain(
+                    self.table
+                        .accounts()
+                        .figures()
+                        .into_iter()
+                        .map(|(name, _)| format!("{LIMITS_XATTR_PREFIX}{name}")),
+                )
+                .flat_map(|name| name.into_bytes().into_iter().chain([0]))
+                .collect(),
             Ok(_) => Vec::new(),
             Err(e) => return reply.error(refuse("listxattr", tid, e)),
         };
@@ -838,7 +874,7 @@ impl Handler for MailslotFs {
             Operation::Symlink => reply.error(refuse("symlink", tid, SlotError::NotPermitted)),
             Operation::Rename => reply.error(refuse("rename", tid, SlotError::NotPermitted)),
             Operation::Link => reply.error(refuse("link", tid, SlotError::NotPermitted)),
-            Operation::Open { flags } => fs.open(tid, ino, flags, reply),
+            Operation::Open { flags } => fs.open(tid, req.uid, ino, flags, reply),
             Operation::Read { fh, size, flags } => fs.read(tid, fh, size, flags, reply),
             Operation::Write { fh, data } => match fs.net_handle(fh) {
                 Some(net) => self.0.net_write(net, fh, data, reply),
@@ -856,8 +892,10 @@ impl Handler for MailslotFs {
             Operation::Readdir { offset, size } => fs.readdir(tid, ino, offset, size, reply),
             Operation::Releasedir => reply.ok(),
             Operation::Statfs => {
-                let files = fs.table.node_count() as u64;
-                reply.statfs(files, u64::MAX - files, 4096, 255);
+                // `df -i` shows the names against `-o max_entries`.
+                let accounts = fs.table.accounts();
+                let files = accounts.ceilings().max_entries;
+                reply.statfs(files, files - accounts.entries().used(), 4096, 255);
             }
             Operation::Setxattr { name, value } => fs.setxattr(&req, name, value, reply),
             Operation::Getxattr { name, size } => fs.getxattr(&req, name, size, reply),

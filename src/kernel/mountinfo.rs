@@ -50,15 +50,14 @@ pub fn top_mount_device(dir: &Path) -> Option<String> {
         .map(|m| m.device)
 }
 
-/// The type of the file system `path` lives on: that of the last-mounted
-/// entry whose mount point contains it.
-pub fn fs_type_of(path: &Path) -> Option<String> {
+/// The mount `path` lives on: the last-mounted entry whose mount point
+/// contains it.
+pub fn mount_of(path: &Path) -> Option<MountEntry> {
     let path = path.canonicalize().ok()?;
     mounts()
         .into_iter()
         .filter(|m| path.starts_with(&m.point))
         .max_by_key(|m| m.point.components().count())
-        .map(|m| m.fs_type)
 }
 
 /// mountinfo writes space, tab, newline and backslash as `\ooo`.
@@ -110,6 +109,6 @@ mod tests {
             })
         );
         assert!(is_mount_point(Path::new("/")));
-        assert!(fs_type_of(Path::new("/proc/self")).is_some_and(|t| t == "proc"));
+        assert!(mount_of(Path::new("/proc/self")).is_some_and(|m| m.fs_type == "proc"));
     }
 }

@@ -44,8 +44,12 @@ pub enum SlotError {
     InvalidValue,
     /// An extended attribute this file does not have.
     NoSuchAttribute,
-    /// The daemon's memory ceiling is reached.
+    /// The mount's memory ceiling or the user's memory share is reached
+    /// (a message, handle, parked read or poll waiter).
     OutOfMemory,
+    /// No room for another name: the mount's `max_entries`, the user's
+    /// `user_entries`, or the memory a new name would take.
+    NoSpace,
 }
 
 impl fmt::Display for SlotError {
@@ -70,7 +74,8 @@ impl fmt::Display for SlotError {
             SlotError::WrongRole => "servers only read and clients only write",
             SlotError::InvalidValue => "invalid value",
             SlotError::NoSuchAttribute => "no such attribute",
-            SlotError::OutOfMemory => "daemon memory ceiling reached",
+            SlotError::OutOfMemory => "daemon memory ceiling or user's memory share reached",
+            SlotError::NoSpace => "no room for another name on this mount",
         })
     }
 }

@@ -1,7 +1,8 @@
 //! The daemon-wide memory ceiling (`-o max_memory`): every queued message
-//! of every slot is charged to one shared budget, so that a flood refuses
-//! messages (ENOBUFS, a counted drop) long before the kernel's OOM killer
-//! would end the daemon and lose everything queued.
+//! of every slot, and every name, handle and waiter (see `accounts`), is
+//! charged to one shared budget, so that a flood is refused (ENOBUFS or
+//! ENOSPC, counted) long before the kernel's OOM killer would end the
+//! daemon and lose everything queued.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,24 +16,26 @@ pub fn message_cost(len: usize) -> u64 {
     len as u64 + MESSAGE_OVERHEAD
 }
 
-/// A byte budget shared by every slot of one mount. Lock-free: slots take
-/// from it under their own locks, which never nest.
+/// A count (bytes, or entries) under a ceiling, shared by every slot of
+/// one mount or by everything one user holds. Lock-free: slots take from
+/// it under their own locks, which never nest.
 #[derive(Debug)]
-pub struct MemoryBudget {
+pub struct Budget {
     limit: u64,
     used: AtomicU64,
 }
 
-impl MemoryBudget {
-    /// A budget of `limit` bytes; `u64::MAX` is no ceiling.
-    pub fn new(limit: u64) -> MemoryBudget {
-        MemoryBudget {
+impl Budget {
+    /// A budget of `limit`; `u64::MAX` is no ceiling.
+    pub fn new(limit: u64) -> Budget {
+        Budget {
             limit,
             used: AtomicU64::new(0),
         }
     }
 
-    /// Takes `bytes` if they fit under the ceiling; false leaves it as it was.
+    /// Takes `bytes` (or entries) if they fit under the ceiling; false
+    /// leaves it as it was.
     pub fn try_take(&self, bytes: u64) -> bool {
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
@@ -46,7 +49,7 @@ impl MemoryBudget {
         self.used.fetch_sub(bytes, Ordering::AcqRel);
     }
 
-    /// Bytes charged now.
+    /// What is charged now.
     pub fn used(&self) -> u64 {
         self.used.load(Ordering::Acquire)
     }
@@ -63,7 +66,7 @@ mod tests {
 
     #[test]
     fn the_ceiling_refuses_what_does_not_fit_and_frees_what_is_given_back() {
-        let budget = MemoryBudget::new(100);
+        let budget = Budget::new(100);
         assert!(budget.try_take(60));
         assert!(!budget.try_take(41));
         assert!(budget.try_take(40));

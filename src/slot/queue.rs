@@ -8,9 +8,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::accounts::{Account, Accounts, Charge};
 use super::batch::{FRAME_HEADER, next_frame, push_frame};
 use super::limits::{Limits, ReadTimeout, SlotInfo};
-use super::memory::{MemoryBudget, message_cost};
 use super::{Now, Parking, SlotError};
 
 /// What a reader gets: one whole message, or why not.
@@ -80,16 +80,27 @@ struct ParkedRead<R> {
     deadline: Option<(Instant, SlotError)>,
 }
 
+/// A queued message and who pays for it until it is read.
+struct Queued {
+    data: Box<[u8]>,
+    payer: Arc<Account>,
+}
+
 /// One mailslot.
 pub struct Slot<K: Parking> {
-    messages: VecDeque<Box<[u8]>>,
+    messages: VecDeque<Queued>,
     queued_bytes: u64,
-    /// The mount-wide budget every queued message is charged to.
-    budget: Arc<MemoryBudget>,
+    /// The mount's accounts, charged for every queued message, parked read
+    /// and poll waiter.
+    accounts: Arc<Accounts>,
+    /// The slot's owner, who pays for its parked reads (only the server
+    /// reads) and for messages from the network.
+    owner: Arc<Account>,
     limits: Limits,
     keep_empty: bool,
     readers: VecDeque<ParkedRead<K::Reader>>,
-    pollers: Vec<K::Poller>,
+    /// Poll waiters, each with whoever registered it.
+    pollers: Vec<(K::Poller, Arc<Account>)>,
     life: Life,
     /// The process that created the slot, for `status`.
     owner_pid: u32,
@@ -106,14 +117,16 @@ pub struct Slot<K: Parking> {
 }
 
 impl<K: Parking> Slot<K> {
-    /// A new, empty slot created by process `owner_pid`, with no memory
-    /// ceiling of its own. `keep_empty` keeps zero-length messages, which
-    /// are otherwise dropped because a 0-byte read means end-of-file.
+    /// A new, empty slot created by process `owner_pid`, with no ceilings
+    /// of its own. `keep_empty` keeps zero-length messages, which are
+    /// otherwise dropped because a 0-byte read means end-of-file.
     pub fn new(limits: Limits, keep_empty: bool, owner_pid: u32, now: Now) -> Self {
+        let accounts = Arc::new(Accounts::unlimited());
         Slot {
             messages: VecDeque::new(),
             queued_bytes: 0,
-            budget: Arc::new(MemoryBudget::new(u64::MAX)),
+            owner: accounts.account(0),
+            accounts,
             limits,
             keep_empty,
             readers: VecDeque::new(),
@@ -129,11 +142,17 @@ impl<K: Parking> Slot<K> {
         }
     }
 
-    /// Charges this slot's messages to `budget`, shared with the other
-    /// slots of its mount.
-    pub fn with_budget(mut self, budget: Arc<MemoryBudget>) -> Self {
-        self.budget = budget;
+    /// Charges what this slot holds to `accounts`, shared with the other
+    /// slots of its mount; `owner` pays for its parked reads.
+    pub fn with_accounts(mut self, accounts: Arc<Accounts>, owner: Arc<Account>) -> Self {
+        self.accounts = accounts;
+        self.owner = owner;
         self
+    }
+
+    /// The account of the slot's owner.
+    pub fn owner(&self) -> Arc<Account> {
+        Arc::clone(&self.owner)
     }
 
     /// Records (or clears) which thread has just closed a descriptor of the
@@ -149,18 +168,31 @@ impl<K: Parking> Slot<K> {
         self.closing_tid == Some(tid)
     }
 
-    /// Queues one message, or hands it straight to the oldest parked reader.
-    /// `interrupted` tells whether a parked reader has a signal pending: such
-    /// a reader is answered EINTR instead, so that a reader about to die
-    /// never takes a message with it.
+    /// Queues one message paid for by the slot's owner (a message from
+    /// the network), or hands it straight to the oldest parked reader.
     pub fn write(
         &mut self,
         data: &[u8],
         now: Now,
         interrupted: impl Fn(&K::Reader) -> bool,
     ) -> Result<Wakeups<K>, SlotError> {
+        self.write_by(&self.owner(), data, now, interrupted)
+    }
+
+    /// Queues one message paid for by `payer` (the writer) until it is
+    /// read, or hands it straight to the oldest parked reader.
+    /// `interrupted` tells whether a parked reader has a signal pending: such
+    /// a reader is answered EINTR instead, so that a reader about to die
+    /// never takes a message with it.
+    pub fn write_by(
+        &mut self,
+        payer: &Arc<Account>,
+        data: &[u8],
+        now: Now,
+        interrupted: impl Fn(&K::Reader) -> bool,
+    ) -> Result<Wakeups<K>, SlotError> {
         let mut wakeups = Wakeups::default();
-        self.accept(data, now, &interrupted, &mut wakeups)?;
+        self.accept(payer, data, now, &interrupted, &mut wakeups)?;
         Ok(wakeups)
     }
 
@@ -170,6 +202,7 @@ impl<K: Parking> Slot<K> {
     /// fails only when it could take no frame at all.
     pub fn write_batch(
         &mut self,
+        payer: &Arc<Account>,
         frames: &[u8],
         now: Now,
         interrupted: impl Fn(&K::Reader) -> bool,
@@ -177,7 +210,7 @@ impl<K: Parking> Slot<K> {
         let mut wakeups = Wakeups::default();
         let mut rest = frames;
         while let Some((message, after)) = next_frame(rest) {
-            match self.accept(message, now, &interrupted, &mut wakeups) {
+            match self.accept(payer, message, now, &interrupted, &mut wakeups) {
                 Ok(()) => rest = after,
                 Err(e) if rest.len() == frames.len() => return Err(e),
                 Err(_) => break,
@@ -192,6 +225,7 @@ impl<K: Parking> Slot<K> {
 
     fn accept(
         &mut self,
+        payer: &Arc<Account>,
         data: &[u8],
         now: Now,
         interrupted: &impl Fn(&K::Reader) -> bool,
@@ -212,6 +246,7 @@ impl<K: Parking> Slot<K> {
             return Err(SlotError::QuotaFull);
         }
         while let Some(parked) = self.readers.pop_front() {
+            self.unparked(1);
             let needed = data.len() + if parked.framed { FRAME_HEADER } else { 0 };
             if interrupted(&parked.reader) {
                 wakeups
@@ -239,16 +274,37 @@ impl<K: Parking> Slot<K> {
                 return Ok(());
             }
         }
-        if !self.budget.try_take(message_cost(data.len())) {
+        if let Err(refused) = self.accounts.take(payer, Charge::Message(data.len())) {
             self.dropped += 1;
-            return Err(SlotError::OutOfMemory);
+            return Err(refused);
         }
         self.received += 1;
         self.modified = now.wall;
-        self.messages.push_back(data.into());
+        self.messages.push_back(Queued {
+            data: data.into(),
+            payer: Arc::clone(payer),
+        });
         self.queued_bytes += data.len() as u64;
-        wakeups.pollers.append(&mut self.pollers);
+        wakeups.pollers.extend(self.take_pollers());
         Ok(())
+    }
+
+    /// Gives back the charge of `count` readers that left the queue.
+    fn unparked(&self, count: usize) {
+        self.accounts
+            .give_back(&self.owner, Charge::ParkedRead, count as u64);
+    }
+
+    /// Every poll waiter, to be notified, with their charges given back.
+    fn take_pollers(&mut self) -> Vec<K::Poller> {
+        let accounts = &self.accounts;
+        self.pollers
+            .drain(..)
+            .map(|(poller, payer)| {
+                accounts.give_back(&payer, Charge::PollWaiter, 1);
+                poller
+            })
+            .collect()
     }
 
     /// Reads the oldest message, or parks `reader` until one arrives.
@@ -288,7 +344,7 @@ impl<K: Parking> Slot<K> {
         }
         let header = if framed { FRAME_HEADER } else { 0 };
         if let Some(head) = self.messages.front() {
-            if head.len() + header > buffer_size as usize {
+            if head.data.len() + header > buffer_size as usize {
                 return ReadOutcome::Ready(
                     reader,
                     Err(SlotError::BufferTooSmall),
@@ -302,7 +358,7 @@ impl<K: Parking> Slot<K> {
             };
             let wakeups = Wakeups {
                 readers: Vec::new(),
-                pollers: std::mem::take(&mut self.pollers),
+                pollers: self.take_pollers(),
             };
             return ReadOutcome::Ready(reader, Ok(message), wakeups);
         }
@@ -320,6 +376,9 @@ impl<K: Parking> Slot<K> {
             (None, Some(cap)) => Some((now.mono + cap, SlotError::Interrupted)),
             (None, None) => None,
         };
+        if let Err(refused) = self.accounts.take(&self.owner, Charge::ParkedRead) {
+            return ReadOutcome::Ready(reader, Err(refused), Wakeups::default());
+        }
         self.readers.push_back(ParkedRead {
             reader,
             buffer_size,
@@ -333,7 +392,7 @@ impl<K: Parking> Slot<K> {
     fn pop_frames(&mut self, room: usize, now: Now) -> Box<[u8]> {
         let mut out = Vec::new();
         while let Some(head) = self.messages.front() {
-            if out.len() + FRAME_HEADER + head.len() > room {
+            if out.len() + FRAME_HEADER + head.data.len() > room {
                 break;
             }
             let message = self.pop(now);
@@ -343,12 +402,15 @@ impl<K: Parking> Slot<K> {
     }
 
     fn pop(&mut self, now: Now) -> Box<[u8]> {
-        let message = self.messages.pop_front().unwrap_or_default();
-        self.queued_bytes -= message.len() as u64;
-        self.budget.give_back(message_cost(message.len()));
+        let Some(Queued { data, payer }) = self.messages.pop_front() else {
+            return Box::default();
+        };
+        self.queued_bytes -= data.len() as u64;
+        self.accounts
+            .give_back(&payer, Charge::Message(data.len()), 1);
         self.read += 1;
         self.accessed = now.wall;
-        message
+        data
     }
 
     /// Answers parked readers whose deadline passed (`TimedOut`, or
@@ -356,7 +418,8 @@ impl<K: Parking> Slot<K> {
     /// (`Interrupted`), leaving every message queued.
     pub fn expire(&mut self, now: Now, interrupted: impl Fn(&K::Reader) -> bool) -> Wakeups<K> {
         let mut wakeups = Wakeups::default();
-        let mut kept = VecDeque::with_capacity(self.readers.len());
+        let before = self.readers.len();
+        let mut kept = VecDeque::with_capacity(before);
         for parked in self.readers.drain(..) {
             match parked.deadline {
                 Some((at, error)) if at <= now.mono => {
@@ -369,6 +432,7 @@ impl<K: Parking> Slot<K> {
             }
         }
         self.readers = kept;
+        self.unparked(before - self.readers.len());
         wakeups
     }
 
@@ -397,27 +461,61 @@ impl<K: Parking> Slot<K> {
 
     fn end(&mut self, life: Life) -> Wakeups<K> {
         self.life = life;
-        for message in self.messages.drain(..) {
-            self.budget.give_back(message_cost(message.len()));
+        for Queued { data, payer } in self.messages.drain(..) {
+            self.accounts
+                .give_back(&payer, Charge::Message(data.len()), 1);
         }
         self.queued_bytes = 0;
         let answer = |r| match life {
             Life::ShutDown => (r, Ok(Box::default())),
             _ => (r, Err(SlotError::ServerGone)),
         };
+        self.unparked(self.readers.len());
         Wakeups {
             readers: self.readers.drain(..).map(|p| answer(p.reader)).collect(),
-            pollers: std::mem::take(&mut self.pollers),
+            pollers: self.take_pollers(),
         }
     }
 
-    /// Readiness now; `poller` (when given) is kept and handed back in the
-    /// next [`Wakeups`] so the caller can notify it.
-    pub fn poll(&mut self, poller: Option<K::Poller>) -> Readiness {
-        if let Some(p) = poller {
-            self.pollers.retain(|kept| !K::same_poller(kept, &p));
-            self.pollers.push(p);
-        }
+    /// Keeps `poller`, charged to `payer`, to hand back in the next
+    /// [`Wakeups`] so the caller can notify it. The same poller again
+    /// moves to the back and costs nothing more.
+    pub fn watch(&mut self, poller: K::Poller, payer: &Arc<Account>) -> Result<(), SlotError> {
+        let kept = self
+            .pollers
+            .iter()
+            .position(|(kept, _)| K::same_poller(kept, &poller));
+        let payer = match kept {
+            Some(i) => self.pollers.remove(i).1,
+            None => {
+                self.accounts.take(payer, Charge::PollWaiter)?;
+                Arc::clone(payer)
+            }
+        };
+        self.pollers.push((poller, payer));
+        Ok(())
+    }
+
+    /// Drops the poll waiters registered through handle `fh`, which is
+    /// gone: nobody is left to notify.
+    pub fn unwatch(&mut self, fh: u64) {
+        let accounts = &self.accounts;
+        self.pollers.retain(|(poller, payer)| {
+            let through = K::polls_through(poller, fh);
+            if through {
+                accounts.give_back(payer, Charge::PollWaiter, 1);
+            }
+            !through
+        });
+    }
+
+    /// Poll waiters kept.
+    pub fn poll_waiters(&self) -> usize {
+        self.pollers.len()
+    }
+
+    /// Readiness now, for poll/select/epoll.
+    pub fn readiness(&self) -> Readiness {
         Readiness {
             readable: !self.messages.is_empty(),
             writable: self.life == Life::Open && !self.is_full(1),
@@ -432,14 +530,14 @@ impl<K: Parking> Slot<K> {
 
     /// Size of the next message (`st_size`), 0 when none.
     pub fn next_size(&self) -> u64 {
-        self.messages.front().map_or(0, |m| m.len() as u64)
+        self.messages.front().map_or(0, |m| m.data.len() as u64)
     }
 
     /// The GetMailslotInfo figures and totals.
     pub fn info(&self) -> SlotInfo {
         SlotInfo {
             limits: self.limits,
-            next_size: self.messages.front().map(|m| m.len() as u32),
+            next_size: self.messages.front().map(|m| m.data.len() as u32),
             message_count: self.messages.len() as u32,
             queued_bytes: self.queued_bytes,
             owner_pid: self.owner_pid,
@@ -456,7 +554,7 @@ impl<K: Parking> Slot<K> {
         self.limits = limits;
         Wakeups {
             readers: Vec::new(),
-            pollers: std::mem::take(&mut self.pollers),
+            pollers: self.take_pollers(),
         }
     }
 }

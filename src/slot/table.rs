@@ -11,8 +11,9 @@ use std::time::SystemTime;
 
 use parking_lot::{Mutex, RwLock};
 
+use super::accounts::{Account, Accounts, Ceilings, Charge};
 use super::limits::{InfoAttr, Limits, SlotInfo};
-use super::memory::MemoryBudget;
+use super::memory::Budget;
 use super::name::{Name, key_of};
 use super::queue::{Slot, Wakeups};
 use super::{Now, Parking, SlotError};
@@ -75,13 +76,15 @@ pub enum Role {
     Client,
 }
 
-/// An open handle: which slot, which end, and whether it reads and writes
-/// frames (see [`super::batch`]).
+/// An open handle: which slot, which end, whether it reads and writes
+/// frames (see [`super::batch`]), and who opened it: that user pays for
+/// the handle and for what is written or polled through it.
 pub struct Handle<K: Parking> {
     pub ino: Ino,
     pub role: Role,
     pub slot: SlotRef<K>,
     pub batch: bool,
+    pub account: Arc<Account>,
 }
 
 impl<K: Parking> Clone for Handle<K> {
@@ -91,6 +94,7 @@ impl<K: Parking> Clone for Handle<K> {
             role: self.role,
             slot: Arc::clone(&self.slot),
             batch: self.batch,
+            account: Arc::clone(&self.account),
         }
     }
 }
@@ -100,8 +104,27 @@ impl<K: Parking> Clone for Handle<K> {
 pub struct SlotDefaults {
     pub limits: Limits,
     pub keep_empty: bool,
-    /// Most bytes all slots together may queue (see [`MemoryBudget`]).
+    /// Most bytes all names, handles, waiters and messages together may
+    /// take (see [`Accounts`]).
     pub max_memory: u64,
+    /// Most directories and slots together (`-o max_entries`).
+    pub max_entries: u64,
+    /// Most names one user may hold (`-o user_entries`).
+    pub user_entries: u64,
+    /// Most bytes one user may hold (`-o user_memory`).
+    pub user_memory: u64,
+}
+
+impl SlotDefaults {
+    /// The ceilings and shares these defaults set.
+    pub fn ceilings(&self) -> Ceilings {
+        Ceilings {
+            max_memory: self.max_memory,
+            max_entries: self.max_entries,
+            user_memory: self.user_memory,
+            user_entries: self.user_entries,
+        }
+    }
 }
 
 enum Content<K: Parking> {
@@ -121,6 +144,8 @@ enum Content<K: Parking> {
 struct Node<K: Parking> {
     parent: Ino,
     name: Name,
+    /// Who pays for this name: its creator, even after a chown.
+    payer: Arc<Account>,
     perm: u16,
     uid: u32,
     gid: u32,
@@ -140,16 +165,19 @@ pub struct Table<K: Parking> {
     handles: RwLock<HashMap<Fh, Handle<K>>>,
     next_fh: AtomicU64,
     defaults: SlotDefaults,
-    budget: Arc<MemoryBudget>,
+    accounts: Arc<Accounts>,
 }
 
 impl<K: Parking> Table<K> {
     /// An empty namespace whose root belongs to `owner` and, like /tmp,
-    /// lets everyone create slots (mode 1777).
+    /// lets everyone create slots (mode 1777). Root and `owner` are exempt
+    /// from the per-user shares.
     pub fn new(defaults: SlotDefaults, owner: (u32, u32), now: Now) -> Self {
+        let accounts = Arc::new(Accounts::new(defaults.ceilings(), &[0, owner.0]));
         let root = Node {
             parent: ROOT,
             name: Name::parse(b"mailslot").unwrap_or_else(|_| unreachable!()),
+            payer: accounts.account(owner.0),
             perm: 0o1777,
             uid: owner.0,
             gid: owner.1,
@@ -166,7 +194,7 @@ impl<K: Parking> Table<K> {
             }),
             handles: RwLock::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
-            budget: Arc::new(MemoryBudget::new(defaults.max_memory)),
+            accounts,
             defaults,
         }
     }
@@ -176,9 +204,14 @@ impl<K: Parking> Table<K> {
         self.defaults
     }
 
-    /// The memory ceiling and what all slots' queues hold against it.
-    pub fn memory(&self) -> &MemoryBudget {
-        &self.budget
+    /// The memory ceiling and what the mount holds against it.
+    pub fn memory(&self) -> &Budget {
+        self.accounts.memory()
+    }
+
+    /// Every user's account, the ceilings and the refusals.
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
     }
 
     /// Finds `name` in directory `parent`, ignoring ASCII case.
@@ -243,16 +276,29 @@ impl<K: Parking> Table<K> {
     ) -> Result<Attr, SlotError> {
         let name = Name::parse(name)?;
         let mut tree = self.tree.write();
-        let ino = tree.insert(
-            parent,
-            name,
-            by,
-            now,
-            Content::Directory {
-                children: HashMap::new(),
-            },
-        )?;
+        let content = Content::Directory {
+            children: HashMap::new(),
+        };
+        let ino = self.insert(&mut tree, parent, name, by, now, content)?;
         tree.attr(ino)
+    }
+
+    /// Inserts a new name, charged to its creator; refused (`NoSpace`)
+    /// when that would pass a ceiling or the creator's share.
+    fn insert(
+        &self,
+        tree: &mut Tree<K>,
+        parent: Ino,
+        name: Name,
+        by: Creator,
+        now: Now,
+        content: Content<K>,
+    ) -> Result<Ino, SlotError> {
+        tree.vacant(parent, &name)?;
+        let charge = content.charge(&name);
+        let payer = self.accounts.account(by.uid);
+        self.accounts.take(&payer, charge)?;
+        Ok(tree.insert(parent, name, payer, by, now, content))
     }
 
     /// `rmdir`: only empty directories; slots are never removed by name.
@@ -264,8 +310,16 @@ impl<K: Parking> Table<K> {
             Some(Content::Directory { .. }) => return Err(SlotError::NotEmpty),
             _ => return Err(SlotError::NotADirectory),
         }
-        tree.remove(ino, now);
+        self.remove(&mut tree, ino, now);
         Ok(())
+    }
+
+    /// Removes a name and gives back its charge.
+    fn remove(&self, tree: &mut Tree<K>, ino: Ino, now: Now) {
+        if let Some(node) = tree.remove(ino, now) {
+            let charge = node.content.charge(&node.name);
+            self.accounts.give_back(&node.payer, charge, 1);
+        }
     }
 
     /// `open(O_CREAT)` of a name. With read access this creates the slot and
@@ -288,24 +342,33 @@ impl<K: Parking> Table<K> {
             }
             let attr = tree.attr(ino)?;
             drop(tree);
-            let (fh, role) = self.open(ino, wants_read)?;
+            let (fh, role) = self.open(ino, wants_read, by.uid)?;
             return Ok((attr, fh, role));
         }
         if !wants_read {
             return Err(SlotError::NotFound);
         }
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let account = self.accounts.account(by.uid);
+        // The server handle comes with the name: both or neither.
+        self.accounts.take(&account, Charge::Handle)?;
         let slot = Slot::new(self.defaults.limits, self.defaults.keep_empty, by.pid, now)
-            .with_budget(Arc::clone(&self.budget));
+            .with_accounts(Arc::clone(&self.accounts), Arc::clone(&account));
         let slot = Arc::new(Mutex::new(slot));
         let content = Content::Slot {
             slot: Arc::clone(&slot),
             creator_tid: by.tid,
             closing_tid: None,
         };
-        let ino = tree.insert(parent, name, by, now, content)?;
+        let ino = match self.insert(&mut tree, parent, name, by, now, content) {
+            Ok(ino) => ino,
+            Err(refused) => {
+                self.accounts.give_back(&account, Charge::Handle, 1);
+                return Err(refused);
+            }
+        };
         let attr = tree.attr(ino)?;
         drop(tree);
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.handles.write().insert(
             fh,
             Handle {
@@ -313,14 +376,15 @@ impl<K: Parking> Table<K> {
                 role: Role::Server,
                 slot,
                 batch: false,
+                account,
             },
         );
         Ok((attr, fh, Role::Server))
     }
 
-    /// `open` of an existing slot: write-only opens are clients; read access
-    /// is refused because only the server reads.
-    pub fn open(&self, ino: Ino, wants_read: bool) -> Result<(Fh, Role), SlotError> {
+    /// `open` of an existing slot by user `uid`: write-only opens are
+    /// clients; read access is refused because only the server reads.
+    pub fn open(&self, ino: Ino, wants_read: bool, uid: u32) -> Result<(Fh, Role), SlotError> {
         let tree = self.tree.read();
         let node = tree.nodes.get(&ino).ok_or(SlotError::NotFound)?;
         let Content::Slot { slot, .. } = &node.content else {
@@ -329,11 +393,14 @@ impl<K: Parking> Table<K> {
         if wants_read {
             return Err(SlotError::ReadDenied);
         }
+        let account = self.accounts.account(uid);
+        self.accounts.take(&account, Charge::Handle)?;
         let handle = Handle {
             ino,
             role: Role::Client,
             slot: Arc::clone(slot),
             batch: false,
+            account,
         };
         drop(tree);
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
@@ -376,10 +443,12 @@ impl<K: Parking> Table<K> {
         let Some(handle) = self.handles.write().remove(&fh) else {
             return (None, Wakeups::default());
         };
+        self.accounts.give_back(&handle.account, Charge::Handle, 1);
         if handle.role != Role::Server {
+            handle.slot.lock().unwatch(fh);
             return (None, Wakeups::default());
         }
-        self.tree.write().remove(handle.ino, now);
+        self.remove(&mut self.tree.write(), handle.ino, now);
         let wakeups = handle.slot.lock().close();
         (Some(handle.ino), wakeups)
     }
@@ -516,6 +585,14 @@ impl<K: Parking> Content<K> {
             Content::Slot { .. } => Kind::Slot,
         }
     }
+
+    /// What a name of this kind costs.
+    fn charge(&self, name: &Name) -> Charge {
+        match self {
+            Content::Directory { .. } => Charge::Directory(name.spelling().len()),
+            Content::Slot { .. } => Charge::Slot(name.spelling().len()),
+        }
+    }
 }
 
 impl<K: Parking> Tree<K> {
@@ -529,31 +606,43 @@ impl<K: Parking> Tree<K> {
         Ok(children.get(&key_of(name)).copied())
     }
 
+    /// Whether `name` may be made in `parent`: a directory without it.
+    fn vacant(&self, parent: Ino, name: &Name) -> Result<(), SlotError> {
+        match self.child(parent, name.spelling().as_bytes())? {
+            Some(_) => Err(SlotError::Exists),
+            None => Ok(()),
+        }
+    }
+
+    /// Inserts a name [`Tree::vacant`] has allowed.
     fn insert(
         &mut self,
         parent: Ino,
         name: Name,
+        payer: Arc<Account>,
         by: Creator,
         now: Now,
         content: Content<K>,
-    ) -> Result<Ino, SlotError> {
+    ) -> Ino {
         let ino = self.next_ino;
-        let dir = self.nodes.get_mut(&parent).ok_or(SlotError::NotFound)?;
-        let Content::Directory { children } = &mut dir.content else {
-            return Err(SlotError::NotADirectory);
-        };
-        if children.contains_key(name.key()) {
-            return Err(SlotError::Exists);
+        if let Some(Node {
+            content: Content::Directory { children },
+            mtime,
+            ctime,
+            ..
+        }) = self.nodes.get_mut(&parent)
+        {
+            children.insert(name.key().to_owned(), ino);
+            *mtime = now.wall;
+            *ctime = now.wall;
         }
-        children.insert(name.key().to_owned(), ino);
-        dir.mtime = now.wall;
-        dir.ctime = now.wall;
         self.next_ino += 1;
         self.nodes.insert(
             ino,
             Node {
                 parent,
                 name,
+                payer,
                 perm: by.perm & 0o7777,
                 uid: by.uid,
                 gid: by.gid,
@@ -562,13 +651,12 @@ impl<K: Parking> Tree<K> {
                 content,
             },
         );
-        Ok(ino)
+        ino
     }
 
-    fn remove(&mut self, ino: Ino, now: Now) {
-        let Some(node) = self.nodes.remove(&ino) else {
-            return;
-        };
+    /// Takes a node out of the tree and its parent's map.
+    fn remove(&mut self, ino: Ino, now: Now) -> Option<Node<K>> {
+        let node = self.nodes.remove(&ino)?;
         if let Some(Node {
             content: Content::Directory { children },
             mtime,
@@ -580,6 +668,7 @@ impl<K: Parking> Tree<K> {
             *mtime = now.wall;
             *ctime = now.wall;
         }
+        Some(node)
     }
 
     fn attr(&self, ino: Ino) -> Result<Attr, SlotError> {

@@ -1,0 +1,362 @@
+//! Who holds what: every name (directory or slot), open handle, parked
+//! read, poll waiter and queued message is charged, at a fixed cost per
+//! kind, to the user who caused it and to the mount as a whole.
+//!
+//! The mount-wide ceilings (`-o max_entries`, `-o max_memory`) keep the
+//! daemon alive; the per-user shares (`-o user_entries`, `-o user_memory`)
+//! keep one local user from starving the others, as the kernel's mqueue
+//! does with `queues_max` and `RLIMIT_MSGQUEUE`. Root and the mount's
+//! owner are exempt from the shares (mqueue exempts CAP_SYS_RESOURCE), not
+//! from the ceilings: those protect the daemon itself.
+//!
+//! The costs are the daemon's resident-set growth per entry, measured with
+//! `scripts/entry-costs.py` (docs/limits.md) and rounded up, so that the
+//! charge never undercounts what an entry really takes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use super::SlotError;
+use super::memory::{Budget, message_cost};
+
+/// A directory: its node, its children map and its entry in its parent's
+/// (measured 406 B with 9-byte names), beyond the bytes of its name.
+pub const DIRECTORY_COST: u64 = 512;
+/// A slot: node, queue, lock and server handle together (measured
+/// 1,290 B with 10-byte names), beyond the bytes of its name.
+pub const SLOT_COST: u64 = 1536;
+/// What a name's bytes cost on top: it is stored three times (spelling,
+/// case-folded key, and the key again in its parent's map).
+pub const NAME_COPIES: u64 = 3;
+/// One open handle on a slot (measured 135 B).
+pub const HANDLE_COST: u64 = 160;
+/// One read parked in a slot, with what the transport holds for it
+/// (measured 123 B on classic /dev/fuse, 325 B on FUSE-over-io_uring).
+pub const PARKED_READ_COST: u64 = 384;
+/// One poll waiter kept in a slot (measured 12 B; a waiter is small, but
+/// it must cost something or a poll-and-close loop on a silent slot would
+/// grow the daemon without bound).
+pub const POLL_WAITER_COST: u64 = 32;
+
+/// Something one account holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Charge {
+    /// A directory whose name is this many bytes long.
+    Directory(usize),
+    /// A slot whose name is this many bytes long.
+    Slot(usize),
+    Handle,
+    ParkedRead,
+    PollWaiter,
+    /// A queued message of this many payload bytes.
+    Message(usize),
+}
+
+impl Charge {
+    /// Bytes charged against the memory ceiling and share.
+    pub fn bytes(self) -> u64 {
+        match self {
+            Charge::Directory(name) => DIRECTORY_COST + NAME_COPIES * name as u64,
+            Charge::Slot(name) => SLOT_COST + NAME_COPIES * name as u64,
+            Charge::Handle => HANDLE_COST,
+            Charge::ParkedRead => PARKED_READ_COST,
+            Charge::PollWaiter => POLL_WAITER_COST,
+            Charge::Message(len) => message_cost(len),
+        }
+    }
+
+    /// Entries charged against `max_entries` and `user_entries`: names only.
+    pub fn entries(self) -> u64 {
+        match self {
+            Charge::Directory(_) | Charge::Slot(_) => 1,
+            _ => 0,
+        }
+    }
+
+    /// What a refusal is: no space for a name (ENOSPC), or no buffer
+    /// space for everything else (ENOBUFS).
+    fn refusal(self) -> SlotError {
+        match self.entries() {
+            0 => SlotError::OutOfMemory,
+            _ => SlotError::NoSpace,
+        }
+    }
+}
+
+/// The ceilings and shares one mount enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ceilings {
+    pub max_memory: u64,
+    pub max_entries: u64,
+    pub user_memory: u64,
+    pub user_entries: u64,
+}
+
+/// The four limits, for counting which one refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// `-o max_entries`.
+    Entries,
+    /// `-o user_entries`.
+    UserEntries,
+    /// `-o max_memory`.
+    Memory,
+    /// `-o user_memory`.
+    UserMemory,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 4] = [
+        Limit::Entries,
+        Limit::UserEntries,
+        Limit::Memory,
+        Limit::UserMemory,
+    ];
+
+    /// Its name in `status` and in the root's attributes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::Entries => "max_entries",
+            Limit::UserEntries => "user_entries",
+            Limit::Memory => "max_memory",
+            Limit::UserMemory => "user_memory",
+        }
+    }
+}
+
+/// What one user holds. Shared (`Arc`) by every node, handle and message
+/// it pays for, so that giving back needs no lookup.
+#[derive(Debug)]
+pub struct Account {
+    uid: u32,
+    memory: Budget,
+    entries: Budget,
+}
+
+impl Account {
+    /// The user this account belongs to.
+    pub fn uid(&self) -> u32 {
+        self.uid
+    }
+
+    /// Bytes this user holds now.
+    pub fn memory(&self) -> u64 {
+        self.memory.used()
+    }
+
+    /// Names this user holds now.
+    pub fn entries(&self) -> u64 {
+        self.entries.used()
+    }
+}
+
+/// Every account of one mount, and the mount-wide totals.
+#[derive(Debug)]
+pub struct Accounts {
+    ceilings: Ceilings,
+    /// Users the shares do not apply to.
+    exempt: Vec<u32>,
+    memory: Budget,
+    entries: Budget,
+    /// One account per user that ever held something: bounded by the
+    /// number of uids the kernel hands us.
+    users: Mutex<HashMap<u32, Arc<Account>>>,
+    refused: [AtomicU64; 4],
+}
+
+impl Accounts {
+    /// The accounts of a mount with these ceilings; the shares do not
+    /// apply to the users in `exempt`.
+    pub fn new(ceilings: Ceilings, exempt: &[u32]) -> Accounts {
+        Accounts {
+            ceilings,
+            exempt: exempt.to_vec(),
+            memory: Budget::new(ceilings.max_memory),
+            entries: Budget::new(ceilings.max_entries),
+            users: Mutex::new(HashMap::new()),
+            refused: Default::default(),
+        }
+    }
+
+    /// No ceilings at all, for a slot that belongs to no mount.
+    pub fn unlimited() -> Accounts {
+        Accounts::new(
+            Ceilings {
+                max_memory: u64::MAX,
+                max_entries: u64::MAX,
+                user_memory: u64::MAX,
+                user_entries: u64::MAX,
+            },
+            &[],
+        )
+    }
+
+    /// The ceilings and shares.
+    pub fn ceilings(&self) -> Ceilings {
+        self.ceilings
+    }
+
+    /// User `uid`'s account, opened on first use.
+    pub fn account(&self, uid: u32) -> Arc<Account> {
+        let exempt = self.exempt.contains(&uid);
+        let share = |limit| if exempt { u64::MAX } else { limit };
+        let mut users = self.users.lock();
+        let account = users.entry(uid).or_insert_with(|| {
+            Arc::new(Account {
+                uid,
+                memory: Budget::new(share(self.ceilings.user_memory)),
+                entries: Budget::new(share(self.ceilings.user_entries)),
+            })
+        });
+        Arc::clone(account)
+    }
+
+    /// Charges `charge` to `payer` and to the mount, or refuses it (counted
+    /// under the limit that refused) and charges nothing.
+    pub fn take(&self, payer: &Account, charge: Charge) -> Result<(), SlotError> {
+        let (bytes, entries) = (charge.bytes(), charge.entries());
+        let steps = [
+            (&payer.entries, entries, Limit::UserEntries),
+            (&payer.memory, bytes, Limit::UserMemory),
+            (&self.entries, entries, Limit::Entries),
+            (&self.memory, bytes, Limit::Memory),
+        ];
+        for (done, (budget, amount, limit)) in steps.iter().enumerate() {
+            if !budget.try_take(*amount) {
+                for (budget, amount, _) in &steps[..done] {
+                    budget.give_back(*amount);
+                }
+                self.refused[*limit as usize].fetch_add(1, Ordering::Relaxed);
+                return Err(charge.refusal());
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives back `count` charges of `charge` taken earlier by `payer`.
+    pub fn give_back(&self, payer: &Account, charge: Charge, count: u64) {
+        let (bytes, entries) = (charge.bytes() * count, charge.entries() * count);
+        payer.entries.give_back(entries);
+        payer.memory.give_back(bytes);
+        self.entries.give_back(entries);
+        self.memory.give_back(bytes);
+    }
+
+    /// Bytes the whole mount holds, under `max_memory`.
+    pub fn memory(&self) -> &Budget {
+        &self.memory
+    }
+
+    /// Names the whole mount holds, under `max_entries`.
+    pub fn entries(&self) -> &Budget {
+        &self.entries
+    }
+
+    /// How often `limit` refused something.
+    pub fn refused(&self, limit: Limit) -> u64 {
+        self.refused[limit as usize].load(Ordering::Relaxed)
+    }
+
+    /// Users with an account.
+    pub fn users(&self) -> usize {
+        self.users.lock().len()
+    }
+
+    /// The figures `status` shows, by name: what is held, the ceilings and
+    /// shares, and the refusals by limit (`refused_<limit>`).
+    pub fn figures(&self) -> Vec<(String, u64)> {
+        let c = self.ceilings;
+        let mut out = vec![
+            ("entries".to_owned(), self.entries.used()),
+            ("max_entries".to_owned(), c.max_entries),
+            ("user_entries".to_owned(), c.user_entries),
+            ("memory".to_owned(), self.memory.used()),
+            ("max_memory".to_owned(), c.max_memory),
+            ("user_memory".to_owned(), c.user_memory),
+            ("users".to_owned(), self.users() as u64),
+        ];
+        out.extend(
+            Limit::ALL
+                .iter()
+                .map(|&l| (format!("refused_{}", l.name()), self.refused(l))),
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accounts(user_entries: u64, user_memory: u64) -> Accounts {
+        Accounts::new(
+            Ceilings {
+                max_memory: 10_000,
+                max_entries: 5,
+                user_memory,
+                user_entries,
+            },
+            &[0],
+        )
+    }
+
+    #[test]
+    fn a_refusal_charges_nothing_and_is_counted_under_its_limit() {
+        let a = accounts(2, u64::MAX);
+        let alice = a.account(1000);
+        a.take(&alice, Charge::Directory(3)).unwrap();
+        a.take(&alice, Charge::Slot(3)).unwrap();
+        let held = (alice.memory(), a.memory().used());
+        assert_eq!(
+            a.take(&alice, Charge::Directory(3)),
+            Err(SlotError::NoSpace)
+        );
+        assert_eq!((alice.memory(), a.memory().used()), held);
+        assert_eq!(alice.entries(), 2);
+        assert_eq!(a.refused(Limit::UserEntries), 1);
+        // Handles are not names: they are refused only for memory.
+        a.take(&alice, Charge::Handle).unwrap();
+        a.give_back(&alice, Charge::Handle, 1);
+        a.give_back(&alice, Charge::Slot(3), 1);
+        a.give_back(&alice, Charge::Directory(3), 1);
+        assert_eq!((alice.memory(), alice.entries()), (0, 0));
+        assert_eq!((a.memory().used(), a.entries().used()), (0, 0));
+    }
+
+    #[test]
+    fn exempt_users_meet_only_the_mount_ceilings() {
+        let a = accounts(1, 100);
+        let root = a.account(0);
+        for _ in 0..5 {
+            a.take(&root, Charge::Directory(1)).unwrap();
+        }
+        assert_eq!(a.take(&root, Charge::Directory(1)), Err(SlotError::NoSpace));
+        assert_eq!(a.refused(Limit::Entries), 1);
+        assert_eq!(a.refused(Limit::UserEntries), 0);
+        assert_eq!(
+            a.take(&root, Charge::Message(20_000)),
+            Err(SlotError::OutOfMemory)
+        );
+        assert_eq!(a.refused(Limit::Memory), 1);
+    }
+
+    #[test]
+    fn the_memory_share_refuses_messages_before_the_mount_ceiling() {
+        let a = accounts(10, message_cost(10));
+        let bob = a.account(1001);
+        a.take(&bob, Charge::Message(10)).unwrap();
+        assert_eq!(
+            a.take(&bob, Charge::Message(1)),
+            Err(SlotError::OutOfMemory)
+        );
+        assert_eq!(a.refused(Limit::UserMemory), 1);
+        // Another user still has all of theirs.
+        let carol = a.account(1002);
+        a.take(&carol, Charge::Message(10)).unwrap();
+        assert!(Arc::ptr_eq(&a.account(1001), &bob));
+        assert_eq!(a.users(), 2);
+    }
+}
