@@ -21,7 +21,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use mailslotfs::wire::{MailslotDatagram, MailslotPath, MessageType, NetbiosName, NodeType, Scope};
+use mailslotfs::wire::{
+    HeaderFlags, MailslotDatagram, MailslotPath, MessageType, NamePacket, NetbiosName, NodeType,
+    Opcode, Question, QuestionType, Scope,
+};
 
 /// How long nmbd may take to announce itself and to own `MSLDOM<1C>`
 /// (≈4 s measured; samba-peer.md §6), with room for a loaded machine.
@@ -141,34 +144,44 @@ impl Lab {
 
     /// `mailslotfs mount --bridge ARGS` inside host's namespace.
     fn bridged(&self, host: usize, args: &[&str]) -> Mount {
-        let dir = temp_dir("net");
-        let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net=/run/netns/{}", self.ns(host)))
-            .arg(BIN)
-            .arg("mount")
-            .arg(&dir)
-            .args(["--foreground", "--bridge", "-v"])
-            .args(args);
-        Mount::spawn(dir, cmd)
+        bridged_in(&self.ns(host), args)
     }
 
     /// Starts `command` inside host's namespace (`ip netns exec` execs it,
     /// so the PID is the command's), output to `log`.
     fn start(&self, host: usize, command: &[&str], log: &Path) -> Process {
-        let out = File::create(log).expect("log file");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(host)])
-            .args(command)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log file"))
-            .stderr(out)
-            .spawn()
-            .expect("spawn in namespace");
-        Process {
-            child,
-            log: log.to_path_buf(),
-        }
+        start_in(&self.ns(host), command, log)
     }
+}
+
+/// Starts `command` inside network namespace `ns`, output to `log`.
+fn start_in(ns: &str, command: &[&str], log: &Path) -> Process {
+    let out = File::create(log).expect("log file");
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(command)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("log file"))
+        .stderr(out)
+        .spawn()
+        .expect("spawn in namespace");
+    Process {
+        child,
+        log: log.to_path_buf(),
+    }
+}
+
+/// `mailslotfs mount --bridge ARGS` inside network namespace `ns`.
+fn bridged_in(ns: &str, args: &[&str]) -> Mount {
+    let dir = temp_dir("net");
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net=/run/netns/{ns}"))
+        .arg(BIN)
+        .arg("mount")
+        .arg(&dir)
+        .args(["--foreground", "--bridge", "-v"])
+        .args(args);
+    Mount::spawn(dir, cmd)
 }
 
 impl Drop for Lab {
@@ -596,25 +609,7 @@ fn nmbd_is_a_real_peer() {
 
     let samba = Scratch::new("nmbd");
     let conf = write_pdc_config(&samba.0, &lab.addr(0));
-    let conf_arg = conf.to_string_lossy().into_owned();
-    ok(&run(
-        Command::new("testparm").args(["-s", &conf_arg]),
-        CMD_TIMEOUT,
-    ));
-    let nmbd = lab.start(
-        0,
-        &[
-            "nmbd",
-            "-F",
-            "--no-process-group",
-            "--debug-stdout",
-            "-d",
-            "3",
-            "-s",
-            &conf_arg,
-        ],
-        &samba.0.join("nmbd.out"),
-    );
+    let nmbd = start_nmbd(&lab.ns(0), &conf, &samba.0.join("nmbd.out"));
 
     // nmbd announces itself (HostAnnouncement, opcode 1) as it starts.
     let announcement = recv(&browse, NMBD_TIMEOUT);
@@ -678,17 +673,34 @@ fn nmbd_is_a_real_peer() {
 
 /// The PDC configuration of samba-peer.md §4, every path in `dir`.
 fn write_pdc_config(dir: &Path, address: &str) -> PathBuf {
+    write_nmbd_config(
+        dir,
+        "MSLPDC",
+        address,
+        "    wins support = no
+    server role = classic primary domain controller
+    domain logons = yes
+    domain master = yes
+    local master = yes
+    preferred master = yes
+    os level = 65
+",
+    )
+}
+
+/// An nmbd configuration for `name` in MSLDOM on `address` only, every
+/// path in `dir`, with `role` lines added.
+fn write_nmbd_config(dir: &Path, name: &str, address: &str, role: &str) -> PathBuf {
     let d = dir.display();
     let conf = format!(
         "[global]
     workgroup = MSLDOM
-    netbios name = MSLPDC
+    netbios name = {name}
     server string = mailslot interop pdc
     interfaces = {address}/24
     bind interfaces only = yes
     disable netbios = no
     dns proxy = no
-    wins support = no
     security = user
     lock directory = {d}/lock
     state directory = {d}/state
@@ -702,13 +714,7 @@ fn write_pdc_config(dir: &Path, address: &str) -> PathBuf {
     debug hires timestamp = yes
     idmap config * : backend = tdb
     idmap config * : range = 3000-7999
-    server role = classic primary domain controller
-    domain logons = yes
-    domain master = yes
-    local master = yes
-    preferred master = yes
-    os level = 65
-"
+{role}"
     );
     for sub in [
         "lock", "state", "cache", "run", "private", "ncalrpc", "sock", "log",
@@ -718,6 +724,26 @@ fn write_pdc_config(dir: &Path, address: &str) -> PathBuf {
     let path = dir.join("smb.conf");
     std::fs::write(&path, conf).expect("smb.conf");
     path
+}
+
+/// Starts nmbd with `conf` in namespace `ns`, checked by testparm first.
+fn start_nmbd(ns: &str, conf: &Path, log: &Path) -> Process {
+    let conf = conf.to_string_lossy().into_owned();
+    ok(&run(
+        Command::new("testparm").args(["-s", &conf]),
+        CMD_TIMEOUT,
+    ));
+    let command = [
+        "nmbd",
+        "-F",
+        "--no-process-group",
+        "--debug-stdout",
+        "-d",
+        "3",
+        "-s",
+        &conf,
+    ];
+    start_in(ns, &command, log)
 }
 
 /// Writes `message` to `.net/TARGET/chat` on `from` until it arrives in
@@ -938,4 +964,589 @@ impl Drop for ChildGuard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A minimal smb.conf for nmblookup, so it reads nothing of the host's.
+fn nmblookup_config(dir: &Path) -> String {
+    let path = dir.join("nmblookup.conf");
+    std::fs::write(
+        &path,
+        "[global]\n    workgroup = NSDOM\n    disable netbios = no\n",
+    )
+    .expect("nmblookup.conf");
+    path.to_string_lossy().into_owned()
+}
+
+/// Samba's nmblookup, run in host's namespace.
+fn nmblookup(lab: &Lab, host: usize, conf: &str, args: &[&str]) -> std::process::Output {
+    run(
+        Command::new("ip")
+            .args(["netns", "exec", &lab.ns(host), "nmblookup", "-s", conf])
+            .args(args),
+        CMD_TIMEOUT,
+    )
+}
+
+/// The name service seen from Samba: `nmblookup -B` finds the bridge by
+/// broadcast, `nmblookup -A` lists its names (the two unique ones and the
+/// domain's group), tshark finds every name packet we sent well-formed,
+/// and once the daemon stops nobody answers for the name.
+#[test]
+fn nmblookup_finds_our_names_until_we_stop() {
+    if !lab_ready(&["tshark", "nmblookup"]) {
+        return;
+    }
+    let lab = Lab::new(2);
+    let capture = Capture::start(
+        &lab,
+        0,
+        &format!("udp port 137 and src host {}", lab.addr(0)),
+    );
+    let mut host = lab.bridged(0, &["--netbios-name=nsone", "--domain=nsdom"]);
+    let scratch = Scratch::new("nmblookup");
+    let conf = nmblookup_config(&scratch.0);
+    let broadcast = format!("10.213.{}.255", lab.subnet);
+    let found = nmblookup(&lab, 1, &conf, &["-B", &broadcast, "NSONE"]);
+    assert!(
+        ok(&found).contains(&format!("{} NSONE<00>", lab.addr(0))),
+        "{found:?}"
+    );
+    let status = ok(&nmblookup(&lab, 1, &conf, &["-A", &lab.addr(0)]));
+    let listed: Vec<String> = status
+        .lines()
+        .filter(|l| l.contains("<ACTIVE>"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "NSONE <00> - B <ACTIVE>",
+            "NSONE <03> - B <ACTIVE>",
+            "NSDOM <00> - <GROUP> B <ACTIVE>"
+        ],
+        "{status}"
+    );
+    assert_eq!(bridge_attr(&host, "queries_answered"), "1");
+    assert_eq!(bridge_attr(&host, "status_answered"), "1");
+    assert!(
+        bridge_attr(&host, "names").contains("NSONE<00>: registered"),
+        "{}",
+        bridge_attr(&host, "names")
+    );
+    let dir = host.dir.to_string_lossy().into_owned();
+    let table = ok(&run(Command::new(BIN).args(["status", &dir]), CMD_TIMEOUT));
+    for line in [
+        "names                     NSONE<00>: registered; NSONE<03>: registered; NSDOM<00> group: registered",
+        "queries_answered          1",
+        "status_answered           1",
+    ] {
+        let words = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            table.lines().any(|l| words(l) == words(line)),
+            "no {line:?} in\n{table}"
+        );
+    }
+    let json = ok(&run(
+        Command::new(BIN).args(["status", "--json", &dir]),
+        CMD_TIMEOUT,
+    ));
+    assert!(json.contains(r#""queries_answered":1,"#), "{json}");
+    assert!(json.contains(r#""wins":"""#), "{json}");
+    let stopped = host.signal_and_wait(libc::SIGTERM, CMD_TIMEOUT);
+    assert!(stopped.is_some_and(|s| s.success()), "{}", host.stderr());
+    let after = nmblookup(&lab, 1, &conf, &["-B", &broadcast, "NSONE"]);
+    assert!(
+        !after.status.success(),
+        "still answered after stop: {after:?}"
+    );
+    // 3 names × 3 registrations, 2 answers, 3 releases.
+    let frames = capture.dissect(14, &["nbns.flags.opcode", "nbns.flags.response"]);
+    let count = |opcode: &str, response: &str| {
+        frames
+            .iter()
+            .filter(|f| f[0] == opcode && f[1] == response)
+            .count()
+    };
+    assert_eq!(count("5", "0"), 9, "registrations: {frames:?}");
+    assert_eq!(count("0", "1"), 2, "answers: {frames:?}");
+    assert_eq!(count("6", "0"), 3, "releases: {frames:?}");
+}
+
+/// Two bridges claiming one name: the second mount fails with one line
+/// naming the name and the holder, and mounts nothing; the first defended.
+#[test]
+fn a_name_held_elsewhere_fails_the_mount_in_one_line() {
+    if !lab_ready(&["tshark"]) {
+        return;
+    }
+    let lab = Lab::new(2);
+    let capture = Capture::start(
+        &lab,
+        0,
+        &format!("udp port 137 and src host {}", lab.addr(0)),
+    );
+    let first = lab.bridged(0, &["--netbios-name=NSONE", "--domain=NSDOM"]);
+    let dir = Scratch::new("second");
+    let out = run(
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", lab.ns(1)))
+            .arg(BIN)
+            .arg("mount")
+            .arg(&dir.0)
+            .args([
+                "--foreground",
+                "--bridge",
+                "--netbios-name=nsone",
+                "--domain=NSDOM",
+            ]),
+        CMD_TIMEOUT,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "mailslotfs: bridge: NetBIOS name NSONE<00> is already held by {}",
+            lab.addr(0)
+        )
+    );
+    assert!(!is_mounted(&dir.0));
+    // Both unique names, each defended once: one round of requests was enough.
+    assert_eq!(bridge_attr(&first, "registrations_defended"), "2");
+    let frames = capture.dissect(11, &["nbns.flags.opcode", "nbns.flags.rcode"]);
+    let defences = frames.iter().filter(|f| f[..] == ["5", "6"]).count();
+    assert_eq!(defences, 2, "{frames:?}");
+}
+
+/// A bridge with no `--peer` finds another by a broadcast name query, and
+/// a directory that exists locally (`app`) exists below every target, so
+/// the write needs no mkdir; a name nobody holds fails with EHOSTUNREACH in
+/// about 1.5 s, while local slots and other writes go on meanwhile.
+#[test]
+fn names_are_found_by_broadcast_and_missing_ones_fail_in_time() {
+    if !lab_ready(&[]) {
+        return;
+    }
+    let lab = Lab::new(2);
+    let one = lab.bridged(0, &["--netbios-name=NSONE", "--domain=NSDOM"]);
+    let two = lab.bridged(1, &["--netbios-name=NSTWO", "--domain=NSDOM"]);
+    std::fs::create_dir(two.path("app")).unwrap();
+    let inbox = create_slot(&two.path("app/x"));
+    std::fs::create_dir(one.path("app")).unwrap();
+    let local = create_slot(&one.path("app/local"));
+    sh_ok(&one, "echo -n found > $D/.net/NSTWO/app/x");
+    assert_eq!(recv(&inbox, DELIVERY_TIMEOUT), b"found");
+    assert_eq!(bridge_attr(&one, "resolved_broadcast"), "1");
+    sh_ok(&one, "echo -n again > $D/.net/nstwo/APP/x");
+    assert_eq!(recv(&inbox, DELIVERY_TIMEOUT), b"again");
+    assert_eq!(bridge_attr(&one, "resolved_cache"), "1");
+    assert!(bridge_attr(&one, "name_cache").contains(&format!("NSTWO<00>={}", lab.addr(1))));
+    // `send` makes the directories the local tree does not have.
+    std::fs::create_dir(two.path("deep")).unwrap();
+    let deep = create_slot(&two.path("deep/x"));
+    let endpoint = one.path(".net/NSTWO/deep/x");
+    ok(&run(
+        Command::new(BIN).arg("send").arg(&endpoint).arg("sent"),
+        CMD_TIMEOUT,
+    ));
+    assert_eq!(recv(&deep, DELIVERY_TIMEOUT), b"sent");
+    let timing = py_ok(
+        &one,
+        r#"
+        import threading, time
+        result = {}
+        def missing():
+            start = time.monotonic()
+            fd = os.open(P(".net/NOBODY/app/x"), os.O_WRONLY | os.O_CREAT)
+            result["errno"] = err(os.write, fd, b"lost")
+            os.close(fd)
+            result["took"] = time.monotonic() - start
+        t = threading.Thread(target=missing)
+        t.start()
+        time.sleep(0.2)
+        slowest = 0
+        while t.is_alive():
+            start = time.monotonic()
+            fd = os.open(P(".net/NSONE/app/local"), os.O_WRONLY | os.O_CREAT)
+            os.write(fd, b"meanwhile")
+            os.close(fd)
+            slowest = max(slowest, time.monotonic() - start)
+        t.join()
+        print(result["errno"], round(result["took"], 2), round(slowest, 3))
+        "#,
+    );
+    let fields: Vec<&str> = timing.split_whitespace().collect();
+    assert_eq!(fields[0], libc::EHOSTUNREACH.to_string(), "{timing}");
+    let took: f64 = fields[1].parse().unwrap();
+    assert!(
+        (1.3..3.0).contains(&took),
+        "failed after {took} s: {timing}"
+    );
+    let slowest: f64 = fields[2].parse().unwrap();
+    assert!(slowest < 0.5, "a local write waited {slowest} s: {timing}");
+    assert_eq!(recv(&local, DELIVERY_TIMEOUT), b"meanwhile");
+    assert_eq!(bridge_attr(&one, "unreachable"), "1");
+    assert!(
+        one.stderr().contains("nobody answers for NOBODY<00>"),
+        "{}",
+        one.stderr()
+    );
+}
+
+/// No `--peer` for nmbd: a NETLOGON query written to nmbd's own host
+/// name (`.net/MSLPDC/net/netlogon`, the local `net` directory standing in
+/// for a mkdir) finds MSLPDC<00> through nmbd's answer to our broadcast
+/// query, and nmbd answers the query. nmbd accepts our registrations
+/// (our domain's group beside its own).
+#[test]
+fn writes_to_nmbd_resolve_through_its_answer() {
+    if !lab_ready(&["nmbd", "testparm"]) {
+        return;
+    }
+    let lab = Lab::new(2);
+    let host = lab.bridged(1, &["--netbios-name=CLIENTB", "--domain=MSLDOM"]);
+    std::fs::create_dir(host.path("net")).unwrap();
+    let reply = create_slot(&host.path("net/getdc573"));
+    let samba = Scratch::new("nmbd");
+    let conf = write_pdc_config(&samba.0, &lab.addr(0));
+    let nmbd = start_nmbd(&lab.ns(0), &conf, &samba.0.join("nmbd.out"));
+    let query = logon_primary_query("CLIENTB", r"\MAILSLOT\NET\GETDC573");
+    // nmbd answers for MSLPDC<00> once it holds it (≈6 s): until then the
+    // write fails EHOSTUNREACH (at once while the miss is cached).
+    let deadline = Instant::now() + NMBD_TIMEOUT;
+    let answer = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no NETLOGON reply:\n{}\n{}",
+            nmbd.log(),
+            host.stderr()
+        );
+        let _ = std::fs::write(host.path(".net/MSLPDC/net/netlogon"), &query);
+        if poll1(reply.as_raw_fd(), libc::POLLIN, 1000) & libc::POLLIN != 0 {
+            break read(reply.as_raw_fd(), 1 << 16).expect("read the reply");
+        }
+    };
+    assert_eq!(answer[..2], 12u16.to_le_bytes(), "reply {answer:02x?}");
+    let found: u64 = bridge_attr(&host, "resolved_broadcast").parse().unwrap();
+    let cached: u64 = bridge_attr(&host, "resolved_cache").parse().unwrap();
+    assert!(found + cached >= 1, "not found by the name service");
+    assert!(
+        bridge_attr(&host, "name_cache").contains(&format!("MSLPDC<00>={}", lab.addr(0))),
+        "{}",
+        bridge_attr(&host, "name_cache")
+    );
+    assert!(
+        bridge_attr(&host, "names").contains("MSLDOM<00> group: registered"),
+        "{}",
+        bridge_attr(&host, "names")
+    );
+}
+
+/// Two subnets joined by a router namespace that also runs nmbd as the
+/// WINS server (on the first subnet's side). Broadcasts stay on their
+/// subnet, so each bridge finds the other only through WINS: both
+/// register with it, and each resolves the other there.
+#[test]
+fn wins_carries_names_across_a_router() {
+    if !lab_ready(&["nmbd", "testparm", "nmblookup"]) {
+        return;
+    }
+    let n = LABS.fetch_add(1, Ordering::SeqCst) + 1;
+    let prefix = format!("msltest-{}-w{n}", std::process::id());
+    let mut lab = Lab {
+        prefix: prefix.clone(),
+        subnet: n,
+        made: Vec::new(),
+    };
+    let router = lab.add_namespace("r");
+    ok(&run(
+        Command::new("ip").args([
+            "netns",
+            "exec",
+            &router,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ]),
+        CMD_TIMEOUT,
+    ));
+    // Subnets 10.213.N.0/24 and 10.214.N.0/24; the router is .254 on each.
+    let subnets = [format!("10.213.{n}"), format!("10.214.{n}")];
+    for (side, net) in subnets.iter().enumerate() {
+        let ns = lab.add_namespace(&side.to_string());
+        let port = format!("r{side}");
+        ip(&[
+            "-n", &ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port,
+        ]);
+        ip(&["-n", &ns, "link", "set", &port, "netns", &router]);
+        let gateway = format!("{net}.254");
+        ip(&[
+            "-n",
+            &router,
+            "addr",
+            "add",
+            &format!("{gateway}/24"),
+            "brd",
+            &format!("{net}.255"),
+            "dev",
+            &port,
+        ]);
+        ip(&["-n", &router, "link", "set", &port, "up"]);
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{net}.1/24"),
+            "brd",
+            &format!("{net}.255"),
+            "dev",
+            "eth0",
+        ]);
+        ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+        ip(&["-n", &ns, "route", "add", "default", "via", &gateway]);
+    }
+    let wins = format!("{}.254", subnets[0]);
+    let samba = Scratch::new("wins");
+    let conf = write_nmbd_config(
+        &samba.0,
+        "MSLWINS",
+        &wins,
+        "    wins support = yes\n    local master = no\n",
+    );
+    let nmbd = start_nmbd(&router, &conf, &samba.0.join("nmbd.out"));
+    let conf_arg = conf.to_string_lossy().into_owned();
+    let serving = wait_until(NMBD_TIMEOUT, || {
+        run(
+            Command::new("ip").args([
+                "netns",
+                "exec",
+                &lab.ns(1),
+                "nmblookup",
+                "-s",
+                &conf_arg,
+                "--recursion",
+                "-U",
+                &wins,
+                "MSLWINS",
+            ]),
+            CMD_TIMEOUT,
+        )
+        .status
+        .success()
+    });
+    assert!(serving, "the WINS server never answered:\n{}", nmbd.log());
+    let wins_flag = format!("--wins={wins}");
+    let capture = Capture::start(
+        &lab,
+        0,
+        &format!("udp port 137 and src host {}.1", subnets[0]),
+    );
+    let one = lab.bridged(0, &["--netbios-name=WONE", "--domain=WDOM", &wins_flag]);
+    let two = lab.bridged(1, &["--netbios-name=WTWO", "--domain=WDOM", &wins_flag]);
+    for host in [&one, &two] {
+        let names = bridge_attr(host, "names");
+        assert_eq!(names.matches("WINS registered").count(), 3, "{names}");
+    }
+    let chat_one = create_slot(&one.path("chat"));
+    let chat_two = create_slot(&two.path("chat"));
+    sh_ok(&one, "echo -n over > $D/.net/WTWO/chat");
+    assert_eq!(recv(&chat_two, DELIVERY_TIMEOUT), b"over");
+    sh_ok(&two, "echo -n back > $D/.net/WONE/chat");
+    assert_eq!(recv(&chat_one, DELIVERY_TIMEOUT), b"back");
+    for host in [&one, &two] {
+        assert_eq!(bridge_attr(host, "resolved_wins"), "1");
+        assert_eq!(bridge_attr(host, "resolved_broadcast"), "0");
+        assert_eq!(bridge_attr(host, "wins"), format!("{wins}:137"));
+    }
+    drop(nmbd);
+    // Nine broadcast registrations, three at the WINS server, one query.
+    let frames = capture.dissect(13, &["nbns.flags.opcode", "ip.dst"]);
+    let to_wins = |opcode: &str| {
+        frames
+            .iter()
+            .filter(|f| f[0] == opcode && f[1] == wins)
+            .count()
+    };
+    assert_eq!(to_wins("5"), 3, "{frames:?}");
+    assert_eq!(to_wins("0"), 1, "{frames:?}");
+}
+
+/// A name query, node status request or registration for `name`, as a
+/// peer would send it.
+fn name_request(opcode: Opcode, kind: QuestionType, name: &str) -> Vec<u8> {
+    let name = NetbiosName::new(name, 0).unwrap();
+    NamePacket {
+        transaction_id: 1,
+        response: false,
+        opcode,
+        flags: HeaderFlags {
+            broadcast: true,
+            ..HeaderFlags::default()
+        },
+        rcode: 0,
+        questions: vec![Question {
+            name,
+            scope: Scope::default(),
+            kind,
+        }],
+        answers: Vec::new(),
+        authority: Vec::new(),
+        additional: Vec::new(),
+    }
+    .emit()
+    .unwrap()
+}
+
+/// What the name-flood sender pushes into UDP 137.
+const NAME_FLOOD_PACKETS: usize = 100_000;
+
+/// 100,000 name-service packets as fast as one sender can go: queries for
+/// our name and for others, node status requests, claims on our name and
+/// garbage. The daemon stays up and serves local users, memory stays
+/// bounded, and every packet is counted, by the name service or by the
+/// kernel (socket buffer full).
+#[test]
+fn a_name_service_flood_is_counted_and_memory_stays_bounded() {
+    if !lab_ready(&["python3"]) {
+        return;
+    }
+    let lab = Lab::new(2);
+    let host = lab.bridged(1, &["--netbios-name=SINK"]);
+    let local = create_slot(&host.path("local"));
+    let payloads = [
+        name_request(Opcode::Query, QuestionType::Nb, "SINK"),
+        name_request(Opcode::Query, QuestionType::Nb, "ELSEWHERE"),
+        name_request(Opcode::Query, QuestionType::NodeStatus, "*"),
+        name_request(Opcode::Registration, QuestionType::Nb, "SINK"),
+        b"\x00\x01\x02 not a name packet".to_vec(),
+    ];
+    let hexes: Vec<String> = payloads.iter().map(|p| hex(p)).collect();
+    let kernel_before = kernel_receive_drops(&lab, 1);
+    let sender = Command::new("ip")
+        .args(["netns", "exec", &lab.ns(0), "python3", "-c"])
+        .arg(
+            "import socket, sys\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             ps = [bytes.fromhex(h) for h in sys.argv[3].split(',')]; to = (sys.argv[1], 137)\n\
+             for i in range(int(sys.argv[2])): s.sendto(ps[i % len(ps)], to)\n",
+        )
+        .arg(lab.addr(1))
+        .arg(NAME_FLOOD_PACKETS.to_string())
+        .arg(hexes.join(","))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start the sender");
+    let mut sender = ChildGuard(sender);
+    let started = Instant::now();
+    while sender.0.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(120), "sender hung");
+        sh_ok(&host, "echo -n alive > $D/.net/SINK/local");
+        assert_eq!(recv(&local, DELIVERY_TIMEOUT), b"alive");
+    }
+    let took = started.elapsed();
+    let counted = || {
+        let kernel = kernel_receive_drops(&lab, 1) - kernel_before;
+        let names: u64 = bridge_attr(&host, "name_packets").parse().unwrap();
+        kernel + names
+    };
+    // The registrations of our own three names are counted too (looped back).
+    let settled = wait_until(DELIVERY_TIMEOUT, || counted() >= NAME_FLOOD_PACKETS as u64);
+    let rss_kib: u64 = daemon_status_field(host.pid(), "VmHWM:")
+        .trim_end_matches(" kB")
+        .parse()
+        .unwrap();
+    let figures = format!(
+        "sent {NAME_FLOOD_PACKETS} in {took:?}; counted {} (name_packets {}, malformed {}, \
+         queries answered {}, status answered {}, defended {}); peak RSS {rss_kib} KiB",
+        counted(),
+        bridge_attr(&host, "name_packets"),
+        bridge_attr(&host, "name_packets_malformed"),
+        bridge_attr(&host, "queries_answered"),
+        bridge_attr(&host, "status_answered"),
+        bridge_attr(&host, "registrations_defended"),
+    );
+    eprintln!("name flood figures: {figures}");
+    assert!(settled, "received + dropped < sent: {figures}");
+    assert!(
+        counted() <= NAME_FLOOD_PACKETS as u64 + 9,
+        "counted more than arrived: {figures}"
+    );
+    let malformed: u64 = bridge_attr(&host, "name_packets_malformed")
+        .parse()
+        .unwrap();
+    assert!(malformed > 0, "{figures}");
+    assert!(rss_kib < 64 * 1024, "memory grew past bounds: {figures}");
+    assert!(pid_alive(host.pid()));
+    assert!(bridge_attr(&host, "names").contains("SINK<00>: registered"));
+}
+
+/// `--no-name-service`: nothing is bound below the datagram port and no
+/// one finds the host by name; names that are not `--peer`s go to the
+/// system resolver, and fail EHOSTUNREACH at once when it does not know them.
+#[test]
+fn without_the_name_service_nothing_answers_on_137() {
+    if !lab_ready(&["nmblookup"]) {
+        return;
+    }
+    let lab = Lab::new(2);
+    let host = lab.bridged(0, &["--netbios-name=QUIET", "-o", "no_name_service"]);
+    let sockets = ok(&run(
+        Command::new("ip").args(["netns", "exec", &lab.ns(0), "ss", "-ulnH"]),
+        CMD_TIMEOUT,
+    ));
+    assert!(sockets.contains(":138"), "{sockets}");
+    assert!(!sockets.contains(":137"), "{sockets}");
+    let scratch = Scratch::new("quiet");
+    let conf = nmblookup_config(&scratch.0);
+    let broadcast = format!("10.213.{}.255", lab.subnet);
+    let asked = nmblookup(&lab, 1, &conf, &["-B", &broadcast, "QUIET"]);
+    assert!(!asked.status.success(), "{asked:?}");
+    assert_eq!(bridge_attr(&host, "name_service"), "off");
+    py_ok(
+        &host,
+        r#"
+        fd = os.open(P(".net/NOWHERE/x"), os.O_WRONLY | os.O_CREAT)
+        assert err(os.write, fd, b"lost") == errno.EHOSTUNREACH
+        "#,
+    );
+    assert_eq!(bridge_attr(&host, "unreachable"), "1");
+}
+
+/// nmbd holds UDP 137 and 138 on every address: a bridge on the same host
+/// cannot start, and says why in one line.
+#[test]
+fn nmbd_on_the_same_host_is_a_one_line_error() {
+    if !lab_ready(&["nmbd", "testparm"]) {
+        return;
+    }
+    let lab = Lab::new(1);
+    let samba = Scratch::new("nmbd-here");
+    let conf = write_pdc_config(&samba.0, &lab.addr(0));
+    let nmbd = start_nmbd(&lab.ns(0), &conf, &samba.0.join("nmbd.out"));
+    let bound = wait_until(NMBD_TIMEOUT, || {
+        let out = run(
+            Command::new("ip").args(["netns", "exec", &lab.ns(0), "ss", "-ulnH"]),
+            CMD_TIMEOUT,
+        );
+        String::from_utf8_lossy(&out.stdout).contains("0.0.0.0:137")
+    });
+    assert!(bound, "nmbd never bound 137:\n{}", nmbd.log());
+    let dir = Scratch::new("beside-nmbd");
+    let out = run(
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", lab.ns(0)))
+            .arg(BIN)
+            .arg("mount")
+            .arg(&dir.0)
+            .args(["--foreground", "--bridge", "--netbios-name=BESIDE"]),
+        CMD_TIMEOUT,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "mailslotfs: bridge: bind 0.0.0.0:137: address in use (is nmbd running on this host?)"
+    );
+    assert!(!is_mounted(&dir.0));
 }

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use mailslotfs::bridge::{
-    Bridge, Config, Counter, Delivery, Inbound, Reason, SendError, Target, Transmit,
+    Bridge, Config, Counter, Delivery, Destination, Inbound, Reason, Route, SendError, Target,
+    Transmit,
 };
 use mailslotfs::slot::SlotError;
 use mailslotfs::wire::{MAX_NETWORK_MESSAGE_LEN, MailslotDatagram};
@@ -88,9 +89,13 @@ impl Net {
     ) -> Result<(), SendError> {
         let target = Target::parse(target).expect("target");
         let path: Vec<&str> = path.split('/').collect();
-        let out = self.hosts[from]
-            .bridge
-            .on_local_write(&target, &path, data, |_| None)?;
+        let bridge = &self.hosts[from].bridge;
+        // No name service on this wire: a name that is not a peer is unknown.
+        let destination = match bridge.route(&target)? {
+            Route::Known(destination) => destination,
+            Route::Lookup(name) => return Err(SendError::Unreachable(name)),
+        };
+        let out = bridge.on_local_write(&target, &path, data, destination)?;
         if let Some(local) = out.local {
             self.hosts[from].deliver(&local);
         }
@@ -223,7 +228,7 @@ fn garbage_is_counted_never_fatal() {
     let target = Target::parse("B").unwrap();
     let good = net.hosts[0]
         .bridge
-        .on_local_write(&target, &["chat"], b"seed", |_| None)
+        .on_local_write(&target, &["chat"], b"seed", Destination::Unicast(addr(1)))
         .unwrap()
         .transmit
         .unwrap()

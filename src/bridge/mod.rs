@@ -12,11 +12,11 @@
 //! slot its `\MAILSLOT\` path names; everything else is dropped and counted
 //! by reason.
 //!
-//! Sending: a computer name goes unicast (DIRECT_UNIQUE) to its address
-//! (`--peer`, then the system resolver); our domain, `*`, and names nobody
-//! could resolve go as DIRECT_GROUP to the broadcast (or multicast)
-//! address. A write to our own domain also reaches our own slot, once; a
-//! write to our own computer name never touches the network.
+//! Sending: [`route`](Bridge::route) says where a target is: our own
+//! name (never sent), our domain or `*` (DIRECT_GROUP to the broadcast or
+//! multicast address, and once to our own slot), a `--peer`, or a name to
+//! look up ([`names`], then the system resolver); a unique name found goes
+//! unicast (DIRECT_UNIQUE), a group name to the group address.
 
 pub mod names;
 pub mod net;
@@ -194,6 +194,26 @@ pub struct Outbound {
     pub local: Option<Delivery>,
 }
 
+/// Where a network write's datagram goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// Our own computer name: delivered here, never sent.
+    Own,
+    /// A group (our domain, or a group name a look-up found): to the
+    /// broadcast or multicast address, as DIRECT_GROUP.
+    Group,
+    /// A unique name's host, as DIRECT_UNIQUE.
+    Unicast(Ipv4Addr),
+}
+
+/// How a target is reached, before any look-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    Known(Destination),
+    /// Ask the name service (then the system resolver) for this name.
+    Lookup(NetbiosName),
+}
+
 /// Why a network write is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SendError {
@@ -203,6 +223,10 @@ pub enum SendError {
     BadPath(EncodeError),
     /// The socket refused the datagram (an errno, from the socket layer).
     Network(i32),
+    /// Nobody answered for the target's name (EHOSTUNREACH).
+    Unreachable(NetbiosName),
+    /// Too many look-ups are waiting already (EAGAIN).
+    Busy,
 }
 
 impl fmt::Display for SendError {
@@ -215,6 +239,8 @@ impl fmt::Display for SendError {
             ),
             Self::BadPath(e) => write!(f, "cannot send this mailslot name: {e}"),
             Self::Network(errno) => write!(f, "{}", std::io::Error::from_raw_os_error(*errno)),
+            Self::Unreachable(name) => write!(f, "no host answers for {name}"),
+            Self::Busy => f.write_str("too many name look-ups are waiting"),
         }
     }
 }
@@ -230,6 +256,12 @@ pub enum Counter {
     Delivered,
     /// A dropped datagram or message.
     Dropped(Reason),
+    /// A target found among the `--peer`s.
+    ResolvedPeer,
+    /// A target the name service did not find but the system resolver did.
+    ResolvedSystem,
+    /// A write refused with EHOSTUNREACH: nobody knew its target.
+    Unreachable,
 }
 
 /// Why a received datagram (or a local copy) was dropped.
@@ -261,7 +293,7 @@ pub enum Reason {
 
 impl Counter {
     /// Every counter, in the order they are shown.
-    pub const ALL: [Counter; 13] = [
+    pub const ALL: [Counter; 16] = [
         Counter::Sent,
         Counter::SendFailed,
         Counter::Delivered,
@@ -275,6 +307,9 @@ impl Counter {
         Counter::Dropped(Reason::NoSlot),
         Counter::Dropped(Reason::SlotFull),
         Counter::Dropped(Reason::OutOfMemory),
+        Counter::ResolvedPeer,
+        Counter::ResolvedSystem,
+        Counter::Unreachable,
     ];
 
     /// The attribute name after `user.mailslot.bridge.`.
@@ -293,6 +328,9 @@ impl Counter {
             Counter::Dropped(Reason::NoSlot) => "dropped_no_slot",
             Counter::Dropped(Reason::SlotFull) => "dropped_slot_full",
             Counter::Dropped(Reason::OutOfMemory) => "dropped_out_of_memory",
+            Counter::ResolvedPeer => "resolved_peer",
+            Counter::ResolvedSystem => "resolved_system",
+            Counter::Unreachable => "unreachable",
         }
     }
 
@@ -429,56 +467,77 @@ impl Bridge {
         }
     }
 
-    /// Builds what a write of `data` to `path` under `.net/TARGET` becomes.
-    /// `resolve` is the system resolver, asked only for a computer name
-    /// that is neither ours nor a `--peer`.
-    pub fn on_local_write(
-        &self,
-        target: &Target,
-        path: &[&str],
-        data: &[u8],
-        resolve: impl FnOnce(&str) -> Option<Ipv4Addr>,
-    ) -> Result<Outbound, SendError> {
+    /// Refuses, before any look-up, a write the network cannot carry:
+    /// Windows' limits (Samba's nmbd reads at most 576 bytes, which a name
+    /// of more than one character plus 424 bytes exceeds, but nmbd only
+    /// serves BROWSE and NETLOGON, whose messages are small).
+    pub fn check_write(&self, path: &[&str], data: &[u8]) -> Result<MailslotPath, SendError> {
         let mailslot = MailslotPath::from_relative(&path.join("\\")).map_err(SendError::BadPath)?;
-        // Windows' limits; Samba's nmbd reads at most 576 bytes, which a
-        // name of more than one character plus 424 bytes exceeds, but nmbd
-        // only serves BROWSE and NETLOGON, whose messages are small.
         if data.len() > MAX_NETWORK_MESSAGE_LEN
             || mailslot.as_str().len() + 1 + data.len() > MAX_MAILSLOT_NAME_AND_DATA_LEN
         {
             return Err(SendError::TooBig);
         }
+        Ok(mailslot)
+    }
+
+    /// How a target is reached: our own name stays here, our domain goes
+    /// to the group, a `--peer` to its address; any other name must be
+    /// looked up.
+    pub fn route(&self, target: &Target) -> Result<Route, SendError> {
         let name = target.name.as_deref().unwrap_or(&self.config.domain);
         let destination = NetbiosName::new(name, target.suffix).map_err(SendError::BadPath)?;
+        if name.eq_ignore_ascii_case(&self.config.computer) {
+            return Ok(Route::Known(Destination::Own));
+        }
+        if name.eq_ignore_ascii_case(&self.config.domain) {
+            return Ok(Route::Known(Destination::Group));
+        }
+        let peer = self
+            .config
+            .peers
+            .iter()
+            .find(|(peer, _)| peer.eq_ignore_ascii_case(name));
+        Ok(match peer {
+            Some((_, addr)) => {
+                self.count(Counter::ResolvedPeer);
+                Route::Known(Destination::Unicast(*addr))
+            }
+            None => Route::Lookup(destination),
+        })
+    }
+
+    /// Builds what a write of `data` to `path` under `.net/TARGET` becomes,
+    /// once [`route`](Self::route) (and a look-up) said where it goes.
+    pub fn on_local_write(
+        &self,
+        target: &Target,
+        path: &[&str],
+        data: &[u8],
+        destination: Destination,
+    ) -> Result<Outbound, SendError> {
+        let mailslot = self.check_write(path, data)?;
+        let name = target.name.as_deref().unwrap_or(&self.config.domain);
+        let destination_name = NetbiosName::new(name, target.suffix).map_err(SendError::BadPath)?;
         let local = || {
             let path = path.iter().map(|c| (*c).to_owned()).collect();
             self.local_delivery(path, data)
                 .map_err(|reason| self.count(Counter::Dropped(reason)))
                 .ok()
         };
-        if name.eq_ignore_ascii_case(&self.config.computer) {
-            return Ok(Outbound {
-                transmit: None,
-                local: local(),
-            });
-        }
         let is_domain = name.eq_ignore_ascii_case(&self.config.domain);
-        let unicast = if is_domain {
-            None
-        } else {
-            self.config
-                .peers
-                .iter()
-                .find(|(peer, _)| peer.eq_ignore_ascii_case(name))
-                .map(|(_, addr)| *addr)
-                .or_else(|| resolve(name))
-        };
-        let (msg_type, to) = match unicast {
-            Some(addr) => (
+        let (msg_type, to) = match destination {
+            Destination::Own => {
+                return Ok(Outbound {
+                    transmit: None,
+                    local: local(),
+                });
+            }
+            Destination::Unicast(addr) => (
                 MessageType::DirectUnique,
                 SocketAddrV4::new(addr, self.config.address.port()),
             ),
-            None => (MessageType::DirectGroup, self.config.group),
+            Destination::Group => (MessageType::DirectGroup, self.config.group),
         };
         let datagram = MailslotDatagram {
             msg_type,
@@ -486,7 +545,7 @@ impl Bridge {
             dgm_id: self.next_dgm_id.fetch_add(1, Ordering::Relaxed),
             source_addr: self.config.address,
             source_name: self.source_name,
-            destination_name: destination,
+            destination_name,
             scope: Scope::default(),
             mailslot,
             priority: 0,
@@ -497,6 +556,11 @@ impl Bridge {
             transmit: Some(Transmit { to, payload }),
             local: if is_domain { local() } else { None },
         })
+    }
+
+    /// Counts how a look-up ended for the socket layer.
+    pub fn record_lookup(&self, counter: Counter) {
+        self.count(counter);
     }
 
     fn count(&self, counter: Counter) {
@@ -689,13 +753,27 @@ mod tests {
         assert_eq!(b.counter(Counter::Dropped(Reason::Spoofed)), 1);
     }
 
+    /// What a write becomes, routed as the socket layer would, with
+    /// `found` standing in for a look-up's answer.
+    fn write(
+        b: &Bridge,
+        target: &str,
+        path: &[&str],
+        data: &[u8],
+        found: Option<Destination>,
+    ) -> Result<Outbound, SendError> {
+        let target = Target::parse(target).unwrap();
+        let destination = match b.route(&target)? {
+            Route::Known(destination) => destination,
+            Route::Lookup(name) => found.unwrap_or_else(|| panic!("{name} needs a look-up")),
+        };
+        b.on_local_write(&target, path, data, destination)
+    }
+
     #[test]
     fn writes_pick_unicast_group_or_local() {
         let b = Bridge::new(config()).unwrap();
-        let no_resolver = |_: &str| None;
-        let peer = b
-            .on_local_write(&Target::parse("beta").unwrap(), &["x"], b"m", no_resolver)
-            .unwrap();
+        let peer = write(&b, "beta", &["x"], b"m", None).unwrap();
         let t = peer.transmit.unwrap();
         assert_eq!(t.to, "10.9.0.2:138".parse().unwrap());
         let d = MailslotDatagram::parse(&t.payload).unwrap();
@@ -704,15 +782,9 @@ mod tests {
         assert_eq!(d.destination_name.to_string(), "BETA<00>");
         assert_eq!(d.source_addr, "10.9.0.1:138".parse().unwrap());
         assert_eq!(peer.local, None);
+        assert_eq!(b.counter(Counter::ResolvedPeer), 1);
 
-        let domain = b
-            .on_local_write(
-                &Target::parse("*#1c").unwrap(),
-                &["net", "netlogon"],
-                b"q",
-                no_resolver,
-            )
-            .unwrap();
+        let domain = write(&b, "*#1c", &["net", "netlogon"], b"q", None).unwrap();
         let t = domain.transmit.unwrap();
         assert_eq!(t.to, b.config().group);
         let d = MailslotDatagram::parse(&t.payload).unwrap();
@@ -721,52 +793,40 @@ mod tests {
         assert_eq!(d.mailslot.as_str(), r"\MAILSLOT\net\netlogon");
         assert_eq!(domain.local.unwrap().path, ["net", "netlogon"]);
 
-        let own = b
-            .on_local_write(&Target::parse("Alpha").unwrap(), &["x"], b"m", no_resolver)
-            .unwrap();
+        let own = write(&b, "Alpha", &["x"], b"m", None).unwrap();
         assert_eq!(own.transmit, None);
         assert!(own.local.is_some());
 
-        let resolved = b
-            .on_local_write(&Target::parse("far").unwrap(), &["x"], b"m", |name| {
-                assert_eq!(name, "FAR");
-                Some(Ipv4Addr::new(192, 0, 2, 1))
-            })
-            .unwrap();
+        let target = Target::parse("far").unwrap();
+        let far = NetbiosName::new("FAR", 0).unwrap();
+        assert_eq!(b.route(&target), Ok(Route::Lookup(far)));
+        let found = Destination::Unicast(Ipv4Addr::new(192, 0, 2, 1));
+        let resolved = write(&b, "far", &["x"], b"m", Some(found)).unwrap();
         assert_eq!(
             resolved.transmit.unwrap().to,
             "192.0.2.1:138".parse().unwrap()
         );
-        let unknown = b
-            .on_local_write(
-                &Target::parse("otherdom").unwrap(),
-                &["x"],
-                b"m",
-                no_resolver,
-            )
-            .unwrap();
-        assert_eq!(unknown.transmit.unwrap().to, b.config().group);
-        assert_eq!(unknown.local, None);
+        // A group name found by a look-up goes to the group, with no local copy.
+        let other = write(&b, "otherdom", &["x"], b"m", Some(Destination::Group)).unwrap();
+        assert_eq!(other.transmit.unwrap().to, b.config().group);
+        assert_eq!(other.local, None);
     }
 
     #[test]
     fn writes_respect_the_network_limits() {
         let b = Bridge::new(config()).unwrap();
-        let t = Target::parse("BETA").unwrap();
         let max = vec![b'x'; MAX_NETWORK_MESSAGE_LEN];
-        assert!(b.on_local_write(&t, &["x"], &max, |_| None).is_ok());
+        assert!(write(&b, "BETA", &["x"], &max, None).is_ok());
         let over = vec![b'x'; MAX_NETWORK_MESSAGE_LEN + 1];
+        assert_eq!(b.check_write(&["x"], &over), Err(SendError::TooBig));
         assert_eq!(
-            b.on_local_write(&t, &["x"], &over, |_| None),
+            write(&b, "BETA", &["x"], &over, None),
             Err(SendError::TooBig)
         );
         let long_name = "n".repeat(443 - 424 - 11 + 1);
-        assert_eq!(
-            b.on_local_write(&t, &[&long_name], &max, |_| None),
-            Err(SendError::TooBig)
-        );
+        assert_eq!(b.check_write(&[&long_name], &max), Err(SendError::TooBig));
         assert!(matches!(
-            b.on_local_write(&t, &["caf\u{e9}"], b"x", |_| None),
+            b.check_write(&["caf\u{e9}"], b"x"),
             Err(SendError::BadPath(_))
         ));
     }

@@ -103,8 +103,8 @@ pub struct Answer {
 /// What [`NameService::resolve`] could say at once.
 #[derive(Debug)]
 pub enum Resolution<W> {
-    /// The cache knew it.
-    Known(Answer),
+    /// The cache knew it; the waiter is handed back.
+    Known(Answer, W),
     /// Asked; the waiter comes back in [`Event::Resolved`].
     Asking,
     /// Nobody answered a moment ago; the waiter is handed back.
@@ -233,8 +233,9 @@ pub struct NameService<W> {
 }
 
 impl<W> NameService<W> {
-    /// Starts registering our names at `now`; the first requests are in
-    /// [`drain_transmits`](Self::drain_transmits).
+    /// A service that registers our names from its first
+    /// [`poll`](Self::poll) on (so that the first retry waits its full
+    /// interval, however long the caller took to start polling).
     pub fn new(config: NameConfig, now: Instant) -> Result<Self, String> {
         let name = |text: &str, suffix| {
             NetbiosName::new(text, suffix).map_err(|e| format!("NetBIOS name {text}: {e}"))
@@ -265,7 +266,6 @@ impl<W> NameService<W> {
                 wins,
             });
         }
-        service.poll(now);
         Ok(service)
     }
 
@@ -579,11 +579,14 @@ impl<W> NameService<W> {
                 return match cached.answer {
                     Some((address, group)) => {
                         self.counters.resolved_cache += 1;
-                        Resolution::Known(Answer {
-                            address,
-                            group,
-                            source: Source::Cache,
-                        })
+                        Resolution::Known(
+                            Answer {
+                                address,
+                                group,
+                                source: Source::Cache,
+                            },
+                            waiter,
+                        )
                     }
                     None => {
                         self.counters.resolve_failed += 1;
@@ -910,7 +913,7 @@ impl<W> NameService<W> {
                 })
                 .filter(|a| *a != self.config.address && at_wins)
                 .unwrap_or(*from.ip());
-            log::warn!("bridge: {name} is held by {holder}");
+            log::info!("bridge: {name} is held by {holder}");
             let phase = Phase::Conflict(holder);
             if at_wins {
                 self.owned[i].wins = Some(phase);
@@ -1011,6 +1014,7 @@ mod tests {
     fn registered(wins: bool) -> (NameService<u32>, Instant) {
         let t0 = Instant::now();
         let mut s = NameService::new(config(wins), t0).unwrap();
+        s.poll(t0);
         let now = run(&mut s, t0, Duration::from_secs(1));
         assert_eq!(s.registration(), Registration::Done);
         s.drain_transmits();
@@ -1069,6 +1073,11 @@ mod tests {
     fn three_silent_broadcasts_make_a_name_ours() {
         let t0 = Instant::now();
         let mut s = NameService::<u32>::new(config(false), t0).unwrap();
+        assert!(
+            s.drain_transmits().is_empty(),
+            "nothing before the first poll"
+        );
+        s.poll(t0);
         let first = sent(&mut s);
         assert_eq!(first.len(), 3, "one request per name at once");
         for (to, p) in &first {
@@ -1096,6 +1105,7 @@ mod tests {
     fn a_defence_is_a_conflict_naming_the_holder() {
         let t0 = Instant::now();
         let mut s = NameService::<u32>::new(config(false), t0).unwrap();
+        s.poll(t0);
         let requests = sent(&mut s);
         let from = SocketAddrV4::new(OTHER, 137);
         s.on_packet(
@@ -1139,17 +1149,16 @@ mod tests {
         let names: Vec<String> = st.names.iter().map(|n| n.name.to_string()).collect();
         assert_eq!(names, ["ALPHA<00>", "ALPHA<03>", "DOM<00>"]);
         // Someone else registers our unique name, then our group name.
-        let t = NameService::<u32>::new(
+        let mut other = NameService::<u32>::new(
             NameConfig {
-                computer: "ALPHA".into(),
-                domain: "DOM".into(),
                 address: OTHER,
                 ..config(false)
             },
             now,
         )
-        .unwrap()
-        .drain_transmits();
+        .unwrap();
+        other.poll(now);
+        let t = other.drain_transmits();
         let from = SocketAddrV4::new(OTHER, 137);
         s.on_packet(now, from, &t[0].payload);
         let defence = sent(&mut s);
@@ -1200,7 +1209,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(
-            matches!(s.resolve(now, beta, 3), Resolution::Known(a) if a.source == Source::Cache)
+            matches!(s.resolve(now, beta, 3), Resolution::Known(a, 3) if a.source == Source::Cache)
         );
         // Cached for at most ten minutes, whatever the answer said.
         let later = now + MAX_CACHE_TTL + Duration::from_secs(1);
@@ -1242,6 +1251,7 @@ mod tests {
     fn wins_registers_waits_on_wack_and_is_asked_first() {
         let t0 = Instant::now();
         let mut s = NameService::<u32>::new(config(true), t0).unwrap();
+        s.poll(t0);
         let wins = SocketAddrV4::new(WINS, 137);
         let first = sent(&mut s);
         let to_wins: Vec<_> = first.iter().filter(|(to, _)| *to == wins).collect();

@@ -1,17 +1,27 @@
-//! The bridge's only I/O: one UDP socket on the datagram port, a thread
-//! that receives on it, and the interface and host-name look-ups that fill
-//! in defaults. Every decision is made by [`Bridge`].
+//! The bridge's only I/O: one UDP socket on the datagram port and a thread
+//! that receives on it; the name service's socket on the port below it and
+//! its thread, which also keeps its timers; a thread for the system
+//! resolver, so that no FUSE thread ever waits on a look-up; and the
+//! interface and host-name look-ups that fill in defaults. Every decision
+//! is made by [`Bridge`] and [`NameService`].
 
 use std::ffi::CStr;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs, UdpSocket};
-use std::sync::Arc;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
+use parking_lot::{Condvar, Mutex};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::{Bridge, Cidr, Config, Delivery, Inbound, SendError, Target};
+use super::names::{Answer, Event, NameConfig, NameService, Registration, Resolution};
+use super::{
+    Bridge, Cidr, Config, Counter, Delivery, Destination, Inbound, Route, SendError, Target,
+};
 use crate::slot::SlotError;
-use crate::wire::NAME_LEN;
+use crate::wire::{NAME_LEN, NetbiosName};
 
 /// Hops a multicast group datagram may take: a domain on a multicast group
 /// exists precisely to span routed networks.
@@ -20,6 +30,10 @@ const MULTICAST_TTL: u32 = 32;
 const RECEIVE_BUFFER: usize = 65_536;
 /// The workgroup Windows and Samba join when told nothing else.
 const DEFAULT_DOMAIN: &str = "WORKGROUP";
+/// Look-ups the system resolver thread may have queued; more fail EAGAIN.
+const RESOLVER_QUEUE: usize = 64;
+/// The most cache entries `status` lists (the rest are counted).
+const CACHE_SHOWN: usize = 32;
 
 /// What the user asked for; `None` means "work it out".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,17 +46,47 @@ pub struct Settings {
     pub peers: Vec<(String, Ipv4Addr)>,
     pub allow: Vec<Cidr>,
     pub multicast: Option<Ipv4Addr>,
+    /// A WINS server to register with and ask first (`--wins`).
+    pub wins: Option<Ipv4Addr>,
+    /// `--no-name-service`: neither register nor answer on UDP 137.
+    pub no_name_service: bool,
 }
 
-/// The bridge with its socket.
+/// What a network write does once its target is found: the caller's
+/// answer, given the local copy to deliver (if any) or the error.
+pub type Done = Box<dyn FnOnce(Result<Option<Delivery>, SendError>) + Send>;
+
+/// A network write waiting for its target's address.
+pub struct PendingWrite {
+    target: Target,
+    path: Vec<String>,
+    data: Vec<u8>,
+    done: Done,
+}
+
+/// The name service with its socket and the eventfd that wakes its thread
+/// when a writer starts a look-up (its deadline may be the earliest).
+struct Names {
+    state: Mutex<NameService<PendingWrite>>,
+    /// Signalled after every turn of the thread, for the mount to wait on
+    /// its registrations.
+    turned: Condvar,
+    socket: UdpSocket,
+    wake: OwnedFd,
+}
+
+/// The bridge with its sockets.
 pub struct Link {
     bridge: Bridge,
     socket: UdpSocket,
+    names: Option<Names>,
+    resolver: OnceLock<SyncSender<(NetbiosName, PendingWrite)>>,
 }
 
 impl Link {
-    /// Fills in defaults, binds the datagram port and joins the multicast
-    /// group. Errors are one line, `bridge: <what>: <why>`.
+    /// Fills in defaults and binds the datagram port (and the name-service
+    /// port below it), and joins the multicast group. Errors are one line,
+    /// `bridge: <what>: <why>`.
     pub fn open(settings: &Settings, keep_empty: bool) -> Result<Link, String> {
         let interface = find_interface(settings.bind)?;
         let broadcast = settings.broadcast.unwrap_or(interface.broadcast);
@@ -65,9 +109,18 @@ impl Link {
             keep_empty,
             first_dgm_id: std::process::id() as u16,
         };
+        let names = match settings.no_name_service {
+            true => None,
+            false => Some(open_names(settings, &config, broadcast)?),
+        };
         let bridge = Bridge::new(config).map_err(|e| format!("bridge: {e}"))?;
         let socket = bind(settings.port, interface.address, settings.multicast)?;
-        Ok(Link { bridge, socket })
+        Ok(Link {
+            bridge,
+            socket,
+            names,
+            resolver: OnceLock::new(),
+        })
     }
 
     /// The state machine, for its counters and identity.
@@ -75,39 +128,198 @@ impl Link {
         &self.bridge
     }
 
-    /// Sends one network write. Returns the local copy to deliver, if the
-    /// target is our own name or domain; the write succeeds once the
-    /// datagram is handed to the network.
-    pub fn send(
-        &self,
-        target: &Target,
-        path: &[&str],
-        data: &[u8],
-    ) -> Result<Option<Delivery>, SendError> {
-        let outbound = self.bridge.on_local_write(target, path, data, resolve)?;
-        if let Some(transmit) = outbound.transmit {
-            let sent = self
-                .socket
-                .send_to(&transmit.payload, transmit.to)
-                .map(drop)
-                .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO));
-            self.bridge.record_send(sent)?;
+    /// Sends one network write and calls `done` once the datagram is handed
+    /// to the network (with the local copy to deliver, if the target is our
+    /// own name or domain) or refused. `done` runs on this thread when the
+    /// target is known at once, else on the thread that found it.
+    pub fn send_with(&self, target: Target, path: Vec<String>, data: Vec<u8>, done: Done) {
+        let parts: Vec<&str> = path.iter().map(String::as_str).collect();
+        let route = self
+            .bridge
+            .check_write(&parts, &data)
+            .and_then(|_| self.bridge.route(&target));
+        let pending = PendingWrite {
+            target,
+            path,
+            data,
+            done,
+        };
+        match route {
+            Err(e) => (pending.done)(Err(e)),
+            Ok(Route::Known(destination)) => self.transmit(pending, destination),
+            Ok(Route::Lookup(name)) => self.look_up(name, pending),
         }
-        Ok(outbound.local)
     }
 
-    /// Starts the receive thread: every datagram for us goes to `deliver`,
-    /// which must not block (it is the core's non-blocking write). The
-    /// thread lives as long as the process.
-    pub fn start_receiver(
+    /// Builds and sends the datagram of a write whose destination is known.
+    fn transmit(&self, pending: PendingWrite, destination: Destination) {
+        let path: Vec<&str> = pending.path.iter().map(String::as_str).collect();
+        let result = self
+            .bridge
+            .on_local_write(&pending.target, &path, &pending.data, destination)
+            .and_then(|outbound| {
+                if let Some(transmit) = outbound.transmit {
+                    let sent = self
+                        .socket
+                        .send_to(&transmit.payload, transmit.to)
+                        .map(drop)
+                        .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO));
+                    self.bridge.record_send(sent)?;
+                }
+                Ok(outbound.local)
+            });
+        (pending.done)(result);
+    }
+
+    /// Asks the name service, else the system resolver, where `name` is.
+    fn look_up(&self, name: NetbiosName, pending: PendingWrite) {
+        let Some(names) = &self.names else {
+            return self.ask_system(name, pending);
+        };
+        let resolution = names.state.lock().resolve(Instant::now(), name, pending);
+        match resolution {
+            Resolution::Known(answer, pending) => self.found(pending, name, Some(answer)),
+            Resolution::Asking => {
+                self.flush_names(names);
+                wake(&names.wake);
+            }
+            Resolution::NotFound(pending) => self.ask_system(name, pending),
+            Resolution::Busy(pending) => (pending.done)(Err(SendError::Busy)),
+        }
+    }
+
+    /// A look-up ended: the write goes to what it found, or to the system
+    /// resolver.
+    fn found(&self, pending: PendingWrite, name: NetbiosName, answer: Option<Answer>) {
+        match answer {
+            Some(a) if a.group => self.transmit(pending, Destination::Group),
+            Some(a) => self.transmit(pending, Destination::Unicast(a.address)),
+            None => {
+                log::debug!("bridge: the name service found no {name}");
+                self.ask_system(name, pending)
+            }
+        }
+    }
+
+    /// Hands a write to the system resolver's thread.
+    fn ask_system(&self, name: NetbiosName, pending: PendingWrite) {
+        let Some(resolver) = self.resolver.get() else {
+            return (pending.done)(Err(SendError::Busy));
+        };
+        match resolver.try_send((name, pending)) {
+            Ok(()) => {}
+            Err(TrySendError::Full((_, pending)) | TrySendError::Disconnected((_, pending))) => {
+                (pending.done)(Err(SendError::Busy))
+            }
+        }
+    }
+
+    /// Sends what the name service queued and acts on its events (outside
+    /// its lock: a write's `done` may deliver into a local slot).
+    fn flush_names(&self, names: &Names) {
+        let (transmits, events) = {
+            let mut state = names.state.lock();
+            (state.drain_transmits(), state.drain_events())
+        };
+        for t in transmits {
+            if let Err(e) = names.socket.send_to(&t.payload, t.to) {
+                log::debug!("bridge: name packet to {}: {e}", t.to);
+            }
+        }
+        for event in events {
+            match event {
+                Event::Resolved {
+                    name,
+                    answer,
+                    waiters,
+                } => {
+                    for pending in waiters {
+                        self.found(pending, name, answer);
+                    }
+                }
+                // Only registrations meet conflicts, and the mount waits on
+                // them and reports the first.
+                Event::Conflict { .. } => {}
+            }
+        }
+    }
+
+    /// Starts the threads (after the daemon went to the background: threads
+    /// do not survive a fork): the datagram receiver, which hands every
+    /// datagram for us to `deliver` (the core's non-blocking write), the
+    /// name service, and the system resolver. Then waits until our names
+    /// are registered; a conflict is the one-line error. The threads live as
+    /// long as the process.
+    pub fn start(
         self: &Arc<Self>,
         deliver: impl Fn(&Delivery) -> Result<(), SlotError> + Send + 'static,
-    ) -> io::Result<()> {
+    ) -> Result<(), String> {
+        let spawn = |name: &str, run: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(run)
+                .map(drop)
+                .map_err(|e| format!("bridge: cannot start the {name} thread: {e}"))
+        };
         let link = Arc::clone(self);
-        std::thread::Builder::new()
-            .name("bridge-receive".into())
-            .spawn(move || link.receive_forever(deliver))
-            .map(drop)
+        spawn(
+            "bridge-receive",
+            Box::new(move || link.receive_forever(deliver)),
+        )?;
+        let (queue, jobs) = mpsc::sync_channel(RESOLVER_QUEUE);
+        let _ = self.resolver.set(queue);
+        let link = Arc::clone(self);
+        spawn(
+            "bridge-resolve",
+            Box::new(move || {
+                for (name, pending) in jobs {
+                    link.resolve_by_system(name, pending);
+                }
+            }),
+        )?;
+        let Some(names) = &self.names else {
+            return Ok(());
+        };
+        let link = Arc::clone(self);
+        spawn("bridge-names", Box::new(move || link.serve_names()))?;
+        let mut state = names.state.lock();
+        loop {
+            match state.registration() {
+                Registration::Done => return Ok(()),
+                Registration::Conflict { name, holder } => {
+                    return Err(format!(
+                        "bridge: NetBIOS name {name} is already held by {holder}"
+                    ));
+                }
+                Registration::InProgress => names.turned.wait(&mut state),
+            }
+        }
+    }
+
+    /// The system resolver (DNS, /etc/hosts), for names the name service
+    /// did not find; nobody knowing the name fails the write EHOSTUNREACH.
+    fn resolve_by_system(&self, name: NetbiosName, pending: PendingWrite) {
+        let host = String::from_utf8_lossy(name.trimmed()).into_owned();
+        let found = (host.as_str(), 0)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut all| {
+                all.find_map(|a| match a {
+                    SocketAddr::V4(v4) => Some(*v4.ip()),
+                    SocketAddr::V6(_) => None,
+                })
+            });
+        match found {
+            Some(addr) => {
+                self.bridge.record_lookup(Counter::ResolvedSystem);
+                self.transmit(pending, Destination::Unicast(addr));
+            }
+            None => {
+                self.bridge.record_lookup(Counter::Unreachable);
+                log::warn!("bridge: nobody answers for {name}: the write fails (EHOSTUNREACH)");
+                (pending.done)(Err(SendError::Unreachable(name)));
+            }
+        }
     }
 
     fn receive_forever(&self, deliver: impl Fn(&Delivery) -> Result<(), SlotError>) {
@@ -130,14 +342,155 @@ impl Link {
             }
         }
     }
+
+    /// The name service's thread: sleeps in poll(2) until a packet, a wake
+    /// from a writer, or the state machine's next deadline; never ticks.
+    fn serve_names(&self) {
+        let Some(names) = &self.names else {
+            return;
+        };
+        let mut buffer = vec![0; RECEIVE_BUFFER];
+        loop {
+            let deadline = names.state.lock().next_deadline();
+            let timeout = deadline.map_or(-1, |at| {
+                let wait = at.saturating_duration_since(Instant::now()) + Duration::from_millis(1);
+                i32::try_from(wait.as_millis()).unwrap_or(i32::MAX)
+            });
+            let mut fds =
+                [names.socket.as_raw_fd(), names.wake.as_raw_fd()].map(|fd| libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            // SAFETY: `fds` is a valid array of two pollfd for the call.
+            unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+            if fds[1].revents != 0 {
+                let mut count = [0u8; 8];
+                // SAFETY: reads 8 bytes into `count`, the eventfd's counter.
+                unsafe { libc::read(names.wake.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
+            }
+            // The socket is non-blocking: take everything that is waiting.
+            loop {
+                match names.socket.recv_from(&mut buffer) {
+                    Ok((len, SocketAddr::V4(from))) => names.state.lock().on_packet(
+                        Instant::now(),
+                        from,
+                        buffer.get(..len).unwrap_or_default(),
+                    ),
+                    Ok((_, SocketAddr::V6(_))) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        log::debug!("bridge: name-service receive failed: {e}");
+                        break;
+                    }
+                }
+            }
+            names.state.lock().poll(Instant::now());
+            self.flush_names(names);
+            names.turned.notify_all();
+        }
+    }
+
+    /// Gives our names up (the daemon is stopping): releases go out now,
+    /// and nothing is answered or defended afterwards.
+    pub fn release_names(&self) {
+        if let Some(names) = &self.names {
+            names.state.lock().release();
+            self.flush_names(names);
+        }
+    }
+
+    /// Identity, counters and the name service's state as `(name, value)`,
+    /// shown as the `user.mailslot.bridge.NAME` attributes of `.net`.
+    pub fn attributes(&self) -> Vec<(&'static str, String)> {
+        let mut out = self.bridge.attributes();
+        let Some(names) = &self.names else {
+            out.push(("name_service", "off".to_owned()));
+            return out;
+        };
+        let state = names.state.lock();
+        let config = state.config();
+        let mut cache = state.cache_entries(Instant::now());
+        let hidden = cache.len().saturating_sub(CACHE_SHOWN);
+        cache.truncate(CACHE_SHOWN);
+        if hidden > 0 {
+            cache.push(format!("+{hidden} more"));
+        }
+        let c = state.counters();
+        out.extend([
+            (
+                "name_service",
+                format!("{}:{}", config.address, config.port),
+            ),
+            (
+                "wins",
+                config.wins.map(|w| w.to_string()).unwrap_or_default(),
+            ),
+            ("names", state.names_held().join("; ")),
+            ("name_cache", cache.join(", ")),
+            ("name_packets", c.received.to_string()),
+            ("name_packets_malformed", c.malformed.to_string()),
+            ("name_packets_not_allowed", c.not_allowed.to_string()),
+            ("queries_answered", c.queries_answered.to_string()),
+            ("status_answered", c.status_answered.to_string()),
+            (
+                "registrations_defended",
+                c.registrations_defended.to_string(),
+            ),
+            ("conflicts", c.conflicts.to_string()),
+            ("resolved_cache", c.resolved_cache.to_string()),
+            ("resolved_wins", c.resolved_wins.to_string()),
+            ("resolved_broadcast", c.resolved_broadcast.to_string()),
+            ("lookups_failed", c.resolve_failed.to_string()),
+            ("lookups_busy", c.resolve_busy.to_string()),
+        ]);
+        out
+    }
 }
 
-/// The system resolver, for computer names that are not `--peer`s.
-fn resolve(name: &str) -> Option<Ipv4Addr> {
-    (name, 0).to_socket_addrs().ok()?.find_map(|a| match a {
-        SocketAddr::V4(v4) => Some(*v4.ip()),
-        SocketAddr::V6(_) => None,
+/// Binds the name-service port, one below the datagram port (137 below
+/// 138, so that tests on another port keep a pair), and sets up its state.
+fn open_names(settings: &Settings, config: &Config, broadcast: Ipv4Addr) -> Result<Names, String> {
+    let port = settings
+        .port
+        .checked_sub(1)
+        .filter(|p| *p != 0)
+        .ok_or("bridge: --port 1 leaves no port below it for the name service")?;
+    let name_config = NameConfig {
+        computer: config.computer.clone(),
+        domain: config.domain.clone(),
+        address: *config.address.ip(),
+        port,
+        broadcast: SocketAddrV4::new(broadcast, port),
+        wins: settings.wins.map(|w| SocketAddrV4::new(w, port)),
+        allow: config.allow.clone(),
+        first_transaction_id: (std::process::id() as u16).rotate_left(8),
+    };
+    let state =
+        NameService::new(name_config, Instant::now()).map_err(|e| format!("bridge: {e}"))?;
+    let socket = bind(port, *config.address.ip(), None)?;
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| format!("bridge: name-service socket: {e}"))?;
+    // SAFETY: eventfd has no preconditions; the result is checked.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!("bridge: eventfd: {}", io::Error::last_os_error()));
+    }
+    Ok(Names {
+        state: Mutex::new(state),
+        turned: Condvar::new(),
+        socket,
+        // SAFETY: `fd` is a new descriptor that nothing else owns.
+        wake: unsafe { OwnedFd::from_raw_fd(fd) },
     })
+}
+
+/// Wakes the name-service thread.
+fn wake(eventfd: &OwnedFd) {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: writes 8 bytes from `one` to the eventfd.
+    unsafe { libc::write(eventfd.as_raw_fd(), one.as_ptr().cast(), 8) };
 }
 
 /// Binds 0.0.0.0:port (broadcasts only reach a socket bound to the

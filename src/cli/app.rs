@@ -117,16 +117,18 @@ fn mount(args: MountArgs) -> Result<(), String> {
     }
     wait_for_stop(&signals, &mounted);
     let _ = notify::notify("STOPPING=1");
+    if let Some(link) = &link {
+        link.release_names();
+    }
     shut_down(control, mounted, helper);
     Ok(())
 }
 
-/// Starts receiving: datagrams for us go into local slots through the
-/// file system's own write path.
+/// Starts receiving (datagrams for us go into local slots through the
+/// file system's own write path) and registers our NetBIOS names.
 fn start_bridge(link: &Arc<Link>, control: &Control) -> Result<(), String> {
     let receiver = control.clone();
-    link.start_receiver(move |delivery| receiver.deliver(delivery))
-        .map_err(|e| format!("bridge: cannot start the receive thread: {e}"))?;
+    link.start(move |delivery| receiver.deliver(delivery))?;
     let config = link.bridge().config();
     log::info!(
         "bridge: {} in {} on {}, domain writes to {}",

@@ -133,6 +133,14 @@ pub struct BridgeArgs {
     /// for a domain that spans routed networks.
     #[arg(long, value_name = "GROUP")]
     pub multicast: Option<String>,
+    /// A WINS server: register our names with it and ask it first, for
+    /// names beyond the subnet's broadcasts.
+    #[arg(long, value_name = "ADDR")]
+    pub wins: Option<String>,
+    /// Neither register nor answer NetBIOS names on UDP 137 (the port below
+    /// --port); names are then found through --peer and the system resolver.
+    #[arg(long)]
+    pub no_name_service: bool,
 }
 
 impl BridgeArgs {
@@ -142,6 +150,9 @@ impl BridgeArgs {
         if self.bridge {
             out.push(("bridge", None));
         }
+        if self.no_name_service {
+            out.push(("no-name-service", None));
+        }
         let single = [
             ("netbios-name", &self.netbios_name),
             ("domain", &self.domain),
@@ -149,6 +160,7 @@ impl BridgeArgs {
             ("broadcast", &self.broadcast),
             ("port", &self.port),
             ("multicast", &self.multicast),
+            ("wins", &self.wins),
         ];
         for (key, value) in single {
             out.extend(value.as_deref().map(|v| (key, Some(v))));
@@ -206,7 +218,7 @@ impl BridgeRequest {
     /// Whether `key` (either spelling, `netbios_name` or `netbios-name`)
     /// is a bridge setting; `set` takes it as `-o` gives it.
     fn takes(key: &str) -> bool {
-        const KEYS: [&str; 9] = [
+        const KEYS: [&str; 11] = [
             "bridge",
             "netbios-name",
             "domain",
@@ -216,6 +228,8 @@ impl BridgeRequest {
             "peer",
             "allow",
             "multicast",
+            "wins",
+            "no-name-service",
         ];
         KEYS.contains(&key.replace('_', "-").as_str())
     }
@@ -228,7 +242,8 @@ impl BridgeRequest {
                 self.enabled = true;
                 return Ok(());
             }
-            ("bridge", Some(_)) => return Err("takes no value".to_owned()),
+            ("bridge" | "no-name-service", Some(_)) => return Err("takes no value".to_owned()),
+            ("no-name-service", None) => s.no_name_service = true,
             (_, None) => return Err("needs a value".to_owned()),
             ("netbios-name", Some(v)) => s.netbios_name = Some(netbios_name(v)?),
             ("domain", Some(v)) => s.domain = Some(netbios_name(v)?),
@@ -246,6 +261,7 @@ impl BridgeRequest {
                 s.peers.push((netbios_name(name)?, ipv4(addr)?));
             }
             ("allow", Some(v)) => s.allow.push(v.parse::<Cidr>()?),
+            ("wins", Some(v)) => s.wins = Some(ipv4(v)?),
             ("multicast", Some(v)) => {
                 let group = ipv4(v)?;
                 if !group.is_multicast() {
@@ -750,6 +766,8 @@ mod tests {
                 "--peer=GAMMA=10.0.0.3",
                 "--allow=10.0.0.0/24",
                 "--multicast=239.1.2.3",
+                "--wins=10.0.0.9",
+                "--no-name-service",
             ],
         )
         .unwrap()
@@ -757,7 +775,7 @@ mod tests {
         let options = bridge(
             "bridge,netbios_name=alpha,domain=msldom,bind=10.0.0.1,broadcast=10.0.0.255,\
              port=1138,peer=beta=10.0.0.2,peer=GAMMA=10.0.0.3,allow=10.0.0.0/24,\
-             multicast=239.1.2.3",
+             multicast=239.1.2.3,wins=10.0.0.9,no_name_service",
             &[],
         )
         .unwrap()
@@ -769,6 +787,8 @@ mod tests {
             ("BETA".to_owned(), Ipv4Addr::new(10, 0, 0, 2))
         );
         assert_eq!(flags.port, 1138);
+        assert_eq!(flags.wins, Some(Ipv4Addr::new(10, 0, 0, 9)));
+        assert!(flags.no_name_service);
         assert_eq!(bridge("bridge", &[]).unwrap().unwrap().port, 138);
     }
 

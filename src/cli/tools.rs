@@ -94,8 +94,15 @@ fn write_framed(out: &mut impl Write, message: &[u8], framing: Framing) -> io::R
 pub fn send(args: &SendArgs) -> Result<(), String> {
     let path = slot_path(&args.slot);
     let shown = path.display().to_string();
+    // A network name (under `.net`) is made by opening it with O_CREAT,
+    // and the directories above it by mkdir.
+    let remote = path.components().any(|c| c.as_os_str() == ".net");
+    if remote && let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
     let mut slot = OpenOptions::new()
         .write(true)
+        .create(remote)
         .custom_flags(libc::O_NOCTTY)
         .open(&path)
         .map_err(|e| match e.raw_os_error() {
@@ -114,6 +121,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
                         .to_owned()
                 }
                 Some(libc::EPIPE) => "the server has closed the mailslot".to_owned(),
+                Some(libc::EHOSTUNREACH) => "no host answers for this name".to_owned(),
                 _ => e.to_string(),
             };
             format!("{shown}: {why}")

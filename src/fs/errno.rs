@@ -39,6 +39,8 @@ pub(crate) fn send_errno(error: SendError) -> i32 {
         SendError::TooBig => libc::EMSGSIZE,
         SendError::BadPath(_) => libc::EINVAL,
         SendError::Network(code) => code,
+        SendError::Unreachable(_) => libc::EHOSTUNREACH,
+        SendError::Busy => libc::EAGAIN,
     }
 }
 

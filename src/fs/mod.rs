@@ -25,8 +25,8 @@ use std::time::{Duration, Instant, SystemTime};
 use log::debug;
 use parking_lot::Mutex;
 
-use crate::bridge::Delivery;
 use crate::bridge::net::Link;
+use crate::bridge::{Delivery, SendError};
 use crate::kernel::abi::{IOCTL_UNRESTRICTED, POLL_SCHEDULE_NOTIFY, fopen};
 use crate::kernel::channel::{Handler, Notifier};
 use crate::kernel::reply::{DirEntries, FileAttr, FileKind, Reply};
@@ -228,20 +228,51 @@ impl Inner {
         self.net.is_some() && parent == ROOT && name.eq_ignore_ascii_case(NET_DIR.as_bytes())
     }
 
-    /// Sends one write on a `.net` endpoint; a write to our own name or
-    /// domain is also delivered here, before the write returns.
-    fn net_write(&self, net: &Net, fh: Fh, data: &[u8]) -> Result<(), i32> {
-        let ino = net.handles.lock().get(&fh).copied().ok_or(libc::EBADF)?;
-        let (target, path) = net.tree.lock().destination(ino).map_err(errno::errno)?;
-        let path: Vec<&str> = path.iter().map(String::as_str).collect();
-        let local = net.link.send(&target, &path, data).map_err(|e| {
-            debug!("network write to {}: {e}", target.key());
-            errno::send_errno(e)
-        })?;
-        if let Some(delivery) = local {
-            net.link.bridge().record_delivery(self.deliver(&delivery));
+    /// Sends one write on a `.net` endpoint, answering the kernel once the
+    /// datagram is sent or refused; a target that must be looked up is
+    /// answered from the thread that found it, so no FUSE thread waits. A
+    /// write to our own name or domain is also delivered here first.
+    fn net_write(self: &Arc<Self>, net: &Net, fh: Fh, data: &[u8], reply: Reply) {
+        let found = net
+            .handles
+            .lock()
+            .get(&fh)
+            .copied()
+            .ok_or(libc::EBADF)
+            .and_then(|ino| net.tree.lock().destination(ino).map_err(errno::errno));
+        let (target, path) = match found {
+            Ok(found) => found,
+            Err(e) => return reply.error(e),
+        };
+        let (inner, link) = (Arc::clone(self), Arc::clone(&net.link));
+        let key = target.key();
+        let written = data.len() as u32;
+        let done = move |result: Result<Option<Delivery>, SendError>| match result {
+            Ok(local) => {
+                if let Some(delivery) = local {
+                    link.bridge().record_delivery(inner.deliver(&delivery));
+                }
+                reply.written(written);
+            }
+            Err(e) => {
+                debug!("network write to {key}: {e}");
+                reply.error(errno::send_errno(e));
+            }
+        };
+        net.link
+            .send_with(target, path, data.to_vec(), Box::new(done));
+    }
+
+    /// Whether the local tree has a directory at `path` (below the root).
+    fn is_local_dir(&self, path: &[String]) -> bool {
+        let mut ino = ROOT;
+        for name in path {
+            match self.table.lookup(ino, name.as_bytes()) {
+                Ok(attr) if attr.kind == Kind::Directory => ino = attr.ino,
+                _ => return false,
+            }
         }
-        Ok(())
+        true
     }
 
     /// A new handle on endpoint `ino`.
@@ -369,7 +400,9 @@ impl Inner {
                     net.tree.lock().attr(NET_ROOT)
                 })
         } else if let Some(net) = self.net_at(parent) {
-            net.tree.lock().lookup(parent, name)
+            net.tree
+                .lock()
+                .lookup(parent, name, |path| self.is_local_dir(path))
         } else {
             self.table.lookup(parent, name)
         };
@@ -664,7 +697,6 @@ impl Inner {
             let wanted = name.strip_prefix(BRIDGE_XATTR_PREFIX.as_bytes());
             let value = net
                 .link
-                .bridge()
                 .attributes()
                 .into_iter()
                 .find(|(attr, _)| ino == NET_ROOT && Some(attr.as_bytes()) == wanted);
@@ -706,7 +738,6 @@ impl Inner {
             let names: Vec<u8> = match ino {
                 NET_ROOT => net
                     .link
-                    .bridge()
                     .attributes()
                     .into_iter()
                     .flat_map(|(name, _)| format!("{BRIDGE_XATTR_PREFIX}{name}\0").into_bytes())
@@ -846,10 +877,7 @@ impl Handler for MailslotFs {
             Operation::Open { flags } => fs.open(tid, req.uid, ino, flags, reply),
             Operation::Read { fh, size, flags } => fs.read(tid, fh, size, flags, reply),
             Operation::Write { fh, data } => match fs.net_handle(fh) {
-                Some(net) => match fs.net_write(net, fh, data) {
-                    Ok(()) => reply.written(data.len() as u32),
-                    Err(e) => reply.error(e),
-                },
+                Some(net) => self.0.net_write(net, fh, data, reply),
                 None => fs.write(tid, fh, data, reply, true),
             },
             Operation::Flush { fh } => {

@@ -8,8 +8,10 @@
 //! - any name right under `.net` is a target directory (looked up, never
 //!   made), and `readdir(.net)` lists only `*`, so that bash leaves an
 //!   unquoted `.net/*/x` as it is;
-//! - below a target, directories exist once made with `mkdir` (as local
-//!   slot directories are), and an unknown name is absent, so that
+//! - below a target, a directory exists where the local tree has one at
+//!   the same path (every peer of an application has its directories, so
+//!   `.net/SUE/myapp/finance` works when `myapp` is a directory here), or
+//!   once made with `mkdir`; any other unknown name is absent, so that
 //!   `O_CREAT` write-only (every shell redirection) makes it an endpoint,
 //!   which is then remembered.
 
@@ -98,14 +100,36 @@ impl NetTree {
     }
 
     /// A name in a `.net` directory: right under `.net` any valid NetBIOS
-    /// target, below it what `mkdir` or `create` made.
-    pub(crate) fn lookup(&mut self, parent: Ino, name: &[u8]) -> Result<Attr, SlotError> {
+    /// target, below it what `mkdir` or `create` made, or a directory that
+    /// `is_local_dir` (given the path below the target) says the local tree
+    /// has.
+    pub(crate) fn lookup(
+        &mut self,
+        parent: Ino,
+        name: &[u8],
+        is_local_dir: impl FnOnce(&[String]) -> bool,
+    ) -> Result<Attr, SlotError> {
         let node = self.nodes.get(&parent).ok_or(SlotError::NotFound)?;
         let ino = match node.role {
             Role::Root => self.target(name)?,
             Role::Target(_) | Role::Directory => {
                 let name = Name::parse(name)?;
-                *node.children.get(name.key()).ok_or(SlotError::NotFound)?
+                match node.children.get(name.key()) {
+                    Some(ino) => *ino,
+                    None => {
+                        let (_, mut path) = self.path_below_target(parent)?;
+                        path.push(name.spelling().to_owned());
+                        if self
+                            .new_child_name(parent, name.spelling().as_bytes())
+                            .is_err()
+                            || !is_local_dir(&path)
+                        {
+                            return Err(SlotError::NotFound);
+                        }
+                        let key = name.key().to_owned();
+                        self.insert(parent, key, name.spelling().to_owned(), Role::Directory)
+                    }
+                }
             }
             Role::Endpoint => return Err(SlotError::NotADirectory),
         };
@@ -144,7 +168,7 @@ impl NetTree {
     /// `rmdir` of a directory made with `mkdir`, once it holds nothing;
     /// `.net` and targets are not made and cannot be removed.
     pub(crate) fn rmdir(&mut self, parent: Ino, name: &[u8]) -> Result<(), SlotError> {
-        let attr = self.lookup(parent, name)?;
+        let attr = self.lookup(parent, name, |_| false)?;
         let node = self.nodes.get(&attr.ino).ok_or(SlotError::NotFound)?;
         match node.role {
             Role::Directory if node.children.is_empty() => {}
@@ -216,6 +240,12 @@ impl NetTree {
     /// Where an endpoint's writes go: its target and the mailslot path
     /// below it.
     pub(crate) fn destination(&self, ino: Ino) -> Result<(Target, Vec<String>), SlotError> {
+        self.path_below_target(ino)
+    }
+
+    /// The target above `ino` and the names from it down to `ino` (empty
+    /// for the target itself).
+    fn path_below_target(&self, ino: Ino) -> Result<(Target, Vec<String>), SlotError> {
         let mut path = Vec::new();
         let mut at = ino;
         loop {
@@ -282,20 +312,56 @@ mod tests {
         NetTree::new((0, 0), SystemTime::UNIX_EPOCH)
     }
 
+    impl NetTree {
+        /// A lookup where the local tree has no directories.
+        fn lookup_name(&mut self, parent: Ino, name: &[u8]) -> Result<Attr, SlotError> {
+            self.lookup(parent, name, |_| false)
+        }
+    }
+
+    #[test]
+    fn local_directories_exist_below_every_target() {
+        let mut t = tree();
+        let sue = t.lookup_name(NET_ROOT, b"SUE").unwrap().ino;
+        let local = |path: &[String]| path == ["myapp"] || path == ["myapp", "sub"];
+        let app = t.lookup(sue, b"myapp", local).unwrap();
+        assert_eq!(app.kind, Kind::Directory);
+        assert_eq!(
+            t.lookup(app.ino, b"sub", local).unwrap().kind,
+            Kind::Directory
+        );
+        assert_eq!(
+            t.lookup(sue, b"other", local).err(),
+            Some(SlotError::NotFound)
+        );
+        assert_eq!(
+            t.lookup(app.ino, b"finance", local).err(),
+            Some(SlotError::NotFound)
+        );
+        let ep = t.create(app.ino, b"finance", false).unwrap();
+        let (target, path) = t.destination(ep.ino).unwrap();
+        assert_eq!(
+            (target.key().as_str(), path),
+            ("SUE", vec!["myapp".to_owned(), "finance".to_owned()])
+        );
+        // Once seen, the directory stays, whatever the local tree does.
+        assert_eq!(t.lookup_name(sue, b"MYAPP").unwrap().ino, app.ino);
+    }
+
     #[test]
     fn any_target_resolves_and_spellings_share_one_directory() {
         let mut t = tree();
-        let a = t.lookup(NET_ROOT, b"Sue").unwrap();
+        let a = t.lookup_name(NET_ROOT, b"Sue").unwrap();
         assert_eq!(a.kind, Kind::Directory);
-        assert_eq!(t.lookup(NET_ROOT, b"SUE").unwrap().ino, a.ino);
-        assert_eq!(t.lookup(NET_ROOT, b"sue#00").unwrap().ino, a.ino);
-        assert_ne!(t.lookup(NET_ROOT, b"SUE#1c").unwrap().ino, a.ino);
+        assert_eq!(t.lookup_name(NET_ROOT, b"SUE").unwrap().ino, a.ino);
+        assert_eq!(t.lookup_name(NET_ROOT, b"sue#00").unwrap().ino, a.ino);
+        assert_ne!(t.lookup_name(NET_ROOT, b"SUE#1c").unwrap().ino, a.ino);
         assert_eq!(
-            t.lookup(NET_ROOT, b"A-NAME-TOO-LONG!").err(),
+            t.lookup_name(NET_ROOT, b"A-NAME-TOO-LONG!").err(),
             Some(SlotError::NameTooLong)
         );
         assert_eq!(
-            t.lookup(NET_ROOT, b"x#1").err(),
+            t.lookup_name(NET_ROOT, b"x#1").err(),
             Some(SlotError::InvalidName)
         );
     }
@@ -303,7 +369,7 @@ mod tests {
     #[test]
     fn only_star_is_listed_so_globs_stay_literal() {
         let mut t = tree();
-        t.lookup(NET_ROOT, b"SUE").unwrap();
+        t.lookup_name(NET_ROOT, b"SUE").unwrap();
         let names: Vec<_> = t
             .readdir(NET_ROOT)
             .unwrap()
@@ -316,8 +382,8 @@ mod tests {
     #[test]
     fn endpoints_are_made_by_create_and_directories_by_mkdir() {
         let mut t = tree();
-        let sue = t.lookup(NET_ROOT, b"*#1c").unwrap().ino;
-        assert_eq!(t.lookup(sue, b"net").err(), Some(SlotError::NotFound));
+        let sue = t.lookup_name(NET_ROOT, b"*#1c").unwrap().ino;
+        assert_eq!(t.lookup_name(sue, b"net").err(), Some(SlotError::NotFound));
         let net = t.mkdir(sue, b"Net").unwrap().ino;
         assert_eq!(t.mkdir(sue, b"NET").err(), Some(SlotError::Exists));
         let ep = t.create(net, b"NetLogon", false).unwrap();
@@ -327,7 +393,7 @@ mod tests {
             t.create(net, b"netlogon", true).err(),
             Some(SlotError::Exists)
         );
-        assert_eq!(t.lookup(net, b"NETLOGON").unwrap().ino, ep.ino);
+        assert_eq!(t.lookup_name(net, b"NETLOGON").unwrap().ino, ep.ino);
         let (target, path) = t.destination(ep.ino).unwrap();
         assert_eq!(target.key(), "*#1c");
         assert_eq!(path, ["Net", "NetLogon"]);
@@ -353,10 +419,10 @@ mod tests {
     #[test]
     fn empty_directories_can_be_removed() {
         let mut t = tree();
-        let sue = t.lookup(NET_ROOT, b"SUE").unwrap().ino;
+        let sue = t.lookup_name(NET_ROOT, b"SUE").unwrap().ino;
         t.mkdir(sue, b"app").unwrap();
         t.rmdir(sue, b"APP").unwrap();
-        assert_eq!(t.lookup(sue, b"app").err(), Some(SlotError::NotFound));
+        assert_eq!(t.lookup_name(sue, b"app").err(), Some(SlotError::NotFound));
         assert_eq!(t.readdir(sue).unwrap().len(), 2);
     }
 }
