@@ -229,7 +229,8 @@ impl Accounts {
             (&self.memory, bytes, Limit::Memory),
         ];
         for (done, (budget, amount, limit)) in steps.iter().enumerate() {
-            if !budget.try_take(*amount) {
+            // Most charges are not names: no atomic work for their zero.
+            if *amount != 0 && !budget.try_take(*amount) {
                 for (budget, amount, _) in &steps[..done] {
                     budget.give_back(*amount);
                 }
@@ -242,10 +243,15 @@ impl Accounts {
 
     /// Gives back `count` charges of `charge` taken earlier by `payer`.
     pub fn give_back(&self, payer: &Account, charge: Charge, count: u64) {
+        if count == 0 {
+            return;
+        }
         let (bytes, entries) = (charge.bytes() * count, charge.entries() * count);
-        payer.entries.give_back(entries);
+        if entries != 0 {
+            payer.entries.give_back(entries);
+            self.entries.give_back(entries);
+        }
         payer.memory.give_back(bytes);
-        self.entries.give_back(entries);
         self.memory.give_back(bytes);
     }
 
