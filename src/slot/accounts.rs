@@ -11,7 +11,9 @@
 //!
 //! The costs are the daemon's resident-set growth per entry, measured with
 //! `scripts/entry-costs.py` (docs/limits.md) and rounded up, so that the
-//! charge never undercounts what an entry really takes.
+//! charge covers what an entry takes (one exception: the payload pages an
+//! io_uring ring entry kept from an earlier large message, see
+//! [`PARKED_READ_COST`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,9 +25,9 @@ use super::SlotError;
 use super::memory::{Budget, message_cost};
 
 /// A directory: its node, its children map and its entry in its parent's
-/// (measured 402–426 B with 9-byte names), beyond the bytes of its name.
+/// (measured 400–426 B with 9-byte names), beyond the bytes of its name.
 pub const DIRECTORY_COST: u64 = 512;
-/// A slot: node, queue and lock (measured 1,318–1,374 B with 10-byte
+/// A slot: node, queue and lock (measured 1,318–1,376 B with 10-byte
 /// names, its server handle included), beyond its name and its handle.
 pub const SLOT_COST: u64 = 1280;
 /// What a name's bytes cost on top: it is stored three times (spelling,
@@ -39,7 +41,9 @@ pub const HANDLE_COST: u64 = 192;
 /// about 400 B plus every payload page earlier requests through that entry
 /// touched (measured 760 B cold, 1,935 B when each read first carried a
 /// 1000-byte message, 2.7 kB in the storm test). One fixed cost for both
-/// transports: the entry's header and one payload page, 4.5 kB.
+/// transports: the entry's header and one payload page, 4.5 kB. An entry
+/// that once carried a message larger than a page keeps more, up to the
+/// largest message; the transport bounds its entries.
 pub const PARKED_READ_COST: u64 = 4608;
 /// One poll waiter kept in a slot (measured 0–32 B: a few bytes in a
 /// vector that grows in steps).
