@@ -1242,10 +1242,12 @@ fn writes_to_nmbd_resolve_through_its_answer() {
     );
 }
 
-/// Two subnets joined by a router namespace that also runs nmbd as the
+/// Three subnets joined by a router namespace that also runs nmbd as the
 /// WINS server (on the first subnet's side). Broadcasts stay on their
 /// subnet, so each bridge finds the other only through WINS: both
-/// register with it, and each resolves the other there.
+/// register with it, and each resolves the other there. A third bridge
+/// claiming the first one's name is refused by WINS (after a WACK, while
+/// nmbd asks the holder, which answers) and fails to mount in one line.
 #[test]
 fn wins_carries_names_across_a_router() {
     if !lab_ready(&["nmbd", "testparm", "nmblookup"]) {
@@ -1270,8 +1272,8 @@ fn wins_carries_names_across_a_router() {
         ]),
         CMD_TIMEOUT,
     ));
-    // Subnets 10.213.N.0/24 and 10.214.N.0/24; the router is .254 on each.
-    let subnets = [format!("10.213.{n}"), format!("10.214.{n}")];
+    // Subnets 10.213-215.N.0/24; the router is .254 on each.
+    let subnets = [213, 214, 215].map(|net| format!("10.{net}.{n}"));
     for (side, net) in subnets.iter().enumerate() {
         let ns = lab.add_namespace(&side.to_string());
         let port = format!("r{side}");
@@ -1359,7 +1361,6 @@ fn wins_carries_names_across_a_router() {
         assert_eq!(bridge_attr(host, "resolved_broadcast"), "0");
         assert_eq!(bridge_attr(host, "wins"), format!("{wins}:137"));
     }
-    drop(nmbd);
     // Nine broadcast registrations, three at the WINS server, one query.
     let frames = capture.dissect(13, &["nbns.flags.opcode", "ip.dst"]);
     let to_wins = |opcode: &str| {
@@ -1370,6 +1371,33 @@ fn wins_carries_names_across_a_router() {
     };
     assert_eq!(to_wins("5"), 3, "{frames:?}");
     assert_eq!(to_wins("0"), 1, "{frames:?}");
+
+    let dir = Scratch::new("third");
+    let out = run(
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", lab.ns(2)))
+            .arg(BIN)
+            .arg("mount")
+            .arg(&dir.0)
+            .args([
+                "--foreground",
+                "--bridge",
+                "--netbios-name=WONE",
+                &wins_flag,
+            ]),
+        Duration::from_secs(90),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "mailslotfs: bridge: NetBIOS name WONE<00> is held by another host \
+             (WINS server {wins} refuses it)"
+        )
+    );
+    assert!(!is_mounted(&dir.0));
+    drop(nmbd);
 }
 
 /// A name query, node status request or registration for `name`, as a

@@ -131,7 +131,13 @@ pub enum Event<W> {
 pub enum Registration {
     InProgress,
     Done,
-    Conflict { name: NetbiosName, holder: Ipv4Addr },
+    /// `holder` defended the name on the subnet, or, `by_wins`, is the
+    /// WINS server that refused it.
+    Conflict {
+        name: NetbiosName,
+        holder: Ipv4Addr,
+        by_wins: bool,
+    },
 }
 
 /// One packet to send.
@@ -306,15 +312,17 @@ impl<W> NameService<W> {
     pub fn registration(&self) -> Registration {
         let mut done = Registration::Done;
         for owned in &self.owned {
-            for phase in [Some(owned.broadcast), owned.wins].into_iter().flatten() {
+            let phases = [(Some(owned.broadcast), false), (owned.wins, true)];
+            for (phase, by_wins) in phases {
                 match phase {
-                    Phase::Conflict(holder) => {
+                    Some(Phase::Conflict(holder)) => {
                         return Registration::Conflict {
                             name: owned.name,
                             holder,
+                            by_wins,
                         };
                     }
-                    Phase::Asking { refresh: false, .. } => done = Registration::InProgress,
+                    Some(Phase::Asking { refresh: false, .. }) => done = Registration::InProgress,
                     _ => {}
                 }
             }
@@ -904,16 +912,10 @@ impl<W> NameService<W> {
                 // nothing to a B-node: only silence or a defence count.
                 return;
             }
-            let holder = response
-                .answers
-                .first()
-                .and_then(|r| match &r.data {
-                    RecordData::Addresses(a) => a.first().map(|a| a.address),
-                    _ => None,
-                })
-                .filter(|a| *a != self.config.address && at_wins)
-                .unwrap_or(*from.ip());
-            log::info!("bridge: {name} is held by {holder}");
+            // The defender, or the WINS server that refused (its answer
+            // names us, not the owner).
+            let holder = *from.ip();
+            log::info!("bridge: {name} is refused by {holder}");
             let phase = Phase::Conflict(holder);
             if at_wins {
                 self.owned[i].wins = Some(phase);
@@ -1118,7 +1120,8 @@ mod tests {
             s.registration(),
             Registration::Conflict {
                 name,
-                holder: OTHER
+                holder: OTHER,
+                by_wins: false,
             }
         );
         assert!(matches!(

@@ -288,9 +288,23 @@ impl Link {
         loop {
             match state.registration() {
                 Registration::Done => return Ok(()),
-                Registration::Conflict { name, holder } => {
+                Registration::Conflict {
+                    name,
+                    holder,
+                    by_wins: false,
+                } => {
                     return Err(format!(
                         "bridge: NetBIOS name {name} is already held by {holder}"
+                    ));
+                }
+                Registration::Conflict {
+                    name,
+                    holder,
+                    by_wins: true,
+                } => {
+                    return Err(format!(
+                        "bridge: NetBIOS name {name} is held by another host \
+                         (WINS server {holder} refuses it)"
                     ));
                 }
                 Registration::InProgress => names.turned.wait(&mut state),
