@@ -951,6 +951,10 @@ fn a_datagram_flood_is_delivered_or_counted_and_memory_stays_bounded() {
     assert!(pid_alive(host.pid()));
     // Once the slot goes, its memory is free for new messages again.
     drop(flood);
+    // The release travels to the daemon on its own; the slot's memory is
+    // free once its name is gone.
+    let released = wait_until(DELIVERY_TIMEOUT, || !host.path("flood").exists());
+    assert!(released, "the flooded slot outlived its server");
     let again = create_slot(&host.path("after"));
     sh_ok(&host, "echo -n fine > $D/.net/SINK/after");
     assert_eq!(recv(&again, DELIVERY_TIMEOUT), b"fine");
