@@ -1124,16 +1124,19 @@ fn a_name_held_elsewhere_fails_the_mount_in_one_line() {
 
 /// A bridge with no `--peer` finds another by a broadcast name query, and
 /// a directory that exists locally (`app`) exists below every target, so
-/// the write needs no mkdir; a name nobody holds fails with EHOSTUNREACH in
-/// about 1.5 s, while local slots and other writes go on meanwhile.
+/// the write needs no mkdir; another domain is found through its members'
+/// answers for the group name and written to as a group; a name nobody
+/// holds fails with EHOSTUNREACH in about 1.5 s, while local slots and
+/// other writes go on meanwhile.
 #[test]
 fn names_are_found_by_broadcast_and_missing_ones_fail_in_time() {
     if !lab_ready(&[]) {
         return;
     }
-    let lab = Lab::new(2);
+    let lab = Lab::new(3);
     let one = lab.bridged(0, &["--netbios-name=NSONE", "--domain=NSDOM"]);
     let two = lab.bridged(1, &["--netbios-name=NSTWO", "--domain=NSDOM"]);
+    let three = lab.bridged(2, &["--netbios-name=NSTHREE", "--domain=OTHERDOM"]);
     std::fs::create_dir(two.path("app")).unwrap();
     let inbox = create_slot(&two.path("app/x"));
     std::fs::create_dir(one.path("app")).unwrap();
@@ -1154,6 +1157,18 @@ fn names_are_found_by_broadcast_and_missing_ones_fail_in_time() {
         CMD_TIMEOUT,
     ));
     assert_eq!(recv(&deep, DELIVERY_TIMEOUT), b"sent");
+    let elsewhere = create_slot(&three.path("chat"));
+    let not_here = create_slot(&two.path("chat"));
+    sh_ok(&one, "echo -n to-the-group > $D/.net/OTHERDOM/chat");
+    assert_eq!(recv(&elsewhere, DELIVERY_TIMEOUT), b"to-the-group");
+    assert!(bridge_attr(&one, "name_cache").contains("OTHERDOM<00>="));
+    assert!(bridge_attr(&one, "name_cache").contains(" group"));
+    sh_ok(&one, "echo -n end > $D/.net/NSTWO/chat");
+    assert_eq!(
+        recv(&not_here, DELIVERY_TIMEOUT),
+        b"end",
+        "OTHERDOM's write came first"
+    );
     let timing = py_ok(
         &one,
         r#"
