@@ -1130,10 +1130,15 @@ fn a_name_held_elsewhere_fails_the_mount_in_one_line() {
 /// other writes go on meanwhile.
 #[test]
 fn names_are_found_by_broadcast_and_missing_ones_fail_in_time() {
-    if !lab_ready(&[]) {
+    if !lab_ready(&["tshark"]) {
         return;
     }
     let lab = Lab::new(3);
+    let capture = Capture::start(
+        &lab,
+        0,
+        &format!("udp port 137 and src host {}", lab.addr(0)),
+    );
     let one = lab.bridged(0, &["--netbios-name=NSONE", "--domain=NSDOM"]);
     let two = lab.bridged(1, &["--netbios-name=NSTWO", "--domain=NSDOM"]);
     let three = lab.bridged(2, &["--netbios-name=NSTHREE", "--domain=OTHERDOM"]);
@@ -1209,6 +1214,27 @@ fn names_are_found_by_broadcast_and_missing_ones_fail_in_time() {
         one.stderr().contains("nobody answers for NOBODY<00>"),
         "{}",
         one.stderr()
+    );
+    // Nine registrations, then queries: NSTWO, OTHERDOM, and NOBODY thrice.
+    let frames = capture.dissect(
+        14,
+        &["nbns.flags.opcode", "nbns.flags.broadcast", "nbns.name"],
+    );
+    let queries: Vec<&str> = frames
+        .iter()
+        .filter(|f| f[0] == "0" && f[1] == "1")
+        .map(|f| f[2].as_str())
+        .collect();
+    assert_eq!(
+        queries,
+        [
+            "NSTWO<00>",
+            "OTHERDOM<00>",
+            "NOBODY<00>",
+            "NOBODY<00>",
+            "NOBODY<00>"
+        ],
+        "{frames:?}"
     );
 }
 
