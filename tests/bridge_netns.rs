@@ -1556,7 +1556,7 @@ fn a_name_service_flood_is_counted_and_memory_stays_bounded() {
 
 /// `--no-name-service`: nothing is bound below the datagram port and no
 /// one finds the host by name; names that are not `--peer`s go to the
-/// system resolver, and fail EHOSTUNREACH at once when it does not know them.
+/// system resolver, and fail EHOSTUNREACH when it does not know them.
 #[test]
 fn without_the_name_service_nothing_answers_on_137() {
     if !lab_ready(&["nmblookup"]) {
