@@ -283,6 +283,21 @@ fn run(programs: &Programs, runs: usize, scale: usize) -> io::Result<()> {
             idle.wakeups_per_second,
             idle.bytes_per_reader
         );
+        for (namespace, other) in [
+            ("this pid namespace", false),
+            ("another pid namespace", true),
+        ] {
+            let mut ms = (0..20 / scale.min(10))
+                .map(|_| signal_latency(&mount, other))
+                .collect::<io::Result<Vec<_>>>()?;
+            ms.sort_by(f64::total_cmp);
+            println!(
+                "{:<20} SIGINT to a waiting reader in {namespace}: read() ends after median {:.2} ms, max {:.2} ms",
+                t.name(),
+                ms[ms.len() / 2],
+                ms[ms.len() - 1]
+            );
+        }
     }
     println!();
     let per_message = Figure::measure(runs.min(3), || {
@@ -434,6 +449,112 @@ fn idle_cost(mount: &Mount, readers: usize) -> io::Result<Idle> {
         wakeups_per_second: (switches1 - switches0) as f64 / window,
         bytes_per_reader: (rss - before_rss) / readers as f64,
     })
+}
+
+extern "C" fn on_signal(_: libc::c_int) {}
+
+/// Milliseconds from SIGINT to a reader parked in read() (with a handler,
+/// no SA_RESTART) until its read() returns EINTR. With `other_namespace`
+/// the reader is the first process of a new pid namespace, as in a
+/// container, whose pid the daemon cannot see.
+fn signal_latency(mount: &Mount, other_namespace: bool) -> io::Result<f64> {
+    let path = mount.fresh_path("signalled");
+    let (pid_read, pid_write) = pipe()?;
+    let (done_read, done_write) = pipe()?;
+    let reader = |pid_write: &OwnedFd| -> io::Result<()> {
+        // SAFETY: an all-zero sigaction with a handler and no flags is valid.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as *const () as usize;
+            libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
+        }
+        let server = open(&path, libc::O_CREAT | libc::O_EXCL | libc::O_RDONLY)?;
+        // SAFETY: getpid has no memory effects.
+        let me = unsafe { libc::getpid() };
+        write_all(pid_write, &me.to_ne_bytes())?;
+        match read(server.as_raw_fd(), &mut [0u8; 64]) {
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => write_all(&done_write, b"!"),
+            other => Err(io::Error::other(format!("read ended with {other:?}"))),
+        }
+    };
+    let (pids, gate) = fork_writers(1, |_| {
+        if !other_namespace {
+            return reader(&pid_write);
+        }
+        // SAFETY: unshare and fork in a single-threaded child; the
+        // grandchild only runs `reader` and `_exit`s.
+        unsafe {
+            check(libc::unshare(libc::CLONE_NEWPID) as isize)?;
+            let pid = check(libc::fork() as isize)? as i32;
+            if pid == 0 {
+                // Inside, this process is pid 1; report the pid outside.
+                libc::_exit(i32::from(reader(&devnull()?).is_err()));
+            }
+            write_all(&pid_write, &pid.to_ne_bytes())?;
+            let mut status = 0;
+            libc::waitpid(pid, &mut status, 0);
+            if status == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::other("the reader failed"))
+            }
+        }
+    })?;
+    drop(gate);
+    drop(pid_write);
+    drop(done_write);
+    // The pid to signal, as this namespace sees it: the reader's own, or,
+    // in a new namespace (where it is 1), the one its parent saw at fork.
+    let mut pid = [0u8; 4];
+    read_exact(&pid_read, &mut pid)?;
+    let target = i32::from_ne_bytes(pid);
+    let parked = || xattr(&path, "user.mailslot.waiting_readers").is_some_and(|v| v == "1");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !parked() {
+        if Instant::now() > deadline {
+            stop_children(&pids);
+            return Err(io::Error::other("the signalled reader never parked"));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let start = Instant::now();
+    // SAFETY: signalling our own (grand)child.
+    unsafe { libc::kill(target, libc::SIGINT) };
+    read_exact(&done_read, &mut [0u8])?;
+    let took = start.elapsed().as_secs_f64() * 1e3;
+    reap(&pids)?;
+    Ok(took)
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } as isize)?;
+    // SAFETY: fresh descriptors we own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn devnull() -> io::Result<OwnedFd> {
+    open(Path::new("/dev/null"), libc::O_WRONLY)
+}
+
+fn write_all(fd: &OwnedFd, data: &[u8]) -> io::Result<()> {
+    // SAFETY: `data` is readable for its length.
+    let n = check(unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) })?;
+    if n == data.len() {
+        Ok(())
+    } else {
+        Err(io::Error::other("short write to a pipe"))
+    }
+}
+
+fn read_exact(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<()> {
+    let n = read(fd.as_raw_fd(), buf)?;
+    if n == buf.len() {
+        Ok(())
+    } else {
+        Err(io::Error::other("the other side ended early"))
+    }
 }
 
 fn stop_children(pids: &[i32]) {

@@ -2,7 +2,8 @@
 # mailslotfs against kernel IPC (POSIX mq, AF_UNIX datagrams), in one run on
 # this machine: one-way throughput, write calls, ping-pong latency, idle cost
 # with 1000 waiting servers, daemon memory per queued message and per waiting
-# reader, each the median of several runs with min-max, for mailslotfs on
+# reader, how soon a signal ends a waiting read (also in another pid
+# namespace), each the median of several runs with min-max, for mailslotfs on
 # both transports (FUSE-over-io_uring and classic /dev/fuse) beside the FUSE
 # floor (examples/fuse_floor.rs: the least a queue over FUSE can do).
 # Usage (as root): scripts/bench.sh [--runs N] [--quick] [--threads N] [--halt-poll NS]

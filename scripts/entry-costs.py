@@ -64,7 +64,9 @@ def measure(kind, count, make):
     print(f"{kind:<14} {count - count // 5:>6} made  RSS +{grown / 1e6:7.2f} MB  {per:6.0f} B each")
 
 
-subprocess.run([binary, "mount", mnt, *args], check=True)
+if subprocess.run([binary, "mount", mnt, *args]).returncode != 0:
+    os.rmdir(mnt)
+    raise SystemExit(1)
 keep = []
 try:
     pid = daemon_pid()

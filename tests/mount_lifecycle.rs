@@ -312,3 +312,42 @@ fn the_bridge_is_off_unless_asked() {
         "the daemon holds a UDP socket: {sockets:?}"
     );
 }
+
+/// Issue 10: the transport is io_uring when the kernel offers it at INIT,
+/// classic otherwise; `-o io_uring` requires it (one line naming the kernel
+/// setting), `-o no_io_uring` forbids it. The kernel offers it only while
+/// enable_uring is Y, which scripts/test.sh sets for its second pass; the
+/// test reads the setting and never changes it.
+#[test]
+fn the_transport_follows_the_kernel_offer_and_the_options() {
+    if !fuse_ok() {
+        return;
+    }
+    let offered = std::fs::read_to_string("/sys/module/fuse/parameters/enable_uring")
+        .is_ok_and(|v| v.trim() == "Y");
+    let transport = |m: &Mount| getxattr(&m.dir, "user.mailslot.transport").unwrap();
+    let by_default = Mount::daemon(&[]);
+    assert_eq!(
+        transport(&by_default),
+        if offered { "io_uring" } else { "classic" }
+    );
+    let classic = Mount::daemon(&["no_io_uring"]);
+    assert_eq!(transport(&classic), "classic");
+    // Both transports carry the same messages.
+    for m in [&by_default, &classic] {
+        let server = create_slot(&m.path("t"));
+        send(&client(&m.path("t")), b"either way");
+        assert_eq!(read(server.as_raw_fd(), 100).unwrap(), b"either way");
+    }
+    if offered {
+        let required = Mount::daemon(&["io_uring"]);
+        assert_eq!(transport(&required), "io_uring");
+    } else {
+        let dir = temp_dir("uring-off");
+        let _scratch = Scratch(vec![dir.clone()]);
+        let out = mount_cmd(&dir, &["-o", "io_uring"]);
+        let err = assert_one_line_error(&out, "/sys/module/fuse/parameters/enable_uring");
+        assert!(err.contains("io_uring"), "{err}");
+        assert!(!is_mounted(&dir), "mounted despite the refusal");
+    }
+}

@@ -257,8 +257,8 @@ fn rust_thread_read_ends_on_pending_signal_with_eintr() {
 
 #[test]
 fn a_reader_in_another_pid_namespace_ends_on_sigint() {
-    // The daemon cannot see the reader's pid (FUSE gives 0): only the
-    // kernel's INTERRUPT can end its wait.
+    // As in a container: the kernel's INTERRUPT ends the wait (the /proc
+    // scan this replaced never saw such readers signalled).
     if !have_program("unshare", "util-linux") {
         return;
     }

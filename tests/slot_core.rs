@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common_core::*;
 use mailslotfs::slot::SlotError;
+use mailslotfs::slot::accounts::{Charge, Limit};
 use mailslotfs::slot::limits::{InfoAttr, Limits, ReadTimeout, SlotInfo};
 use mailslotfs::slot::queue::{ReadOutcome, Readiness, Slot};
 use mailslotfs::slot::table::{Kind, ROOT, Role, SlotDefaults, Table};
@@ -925,7 +926,6 @@ fn failed_creates_do_not_consume_an_inode_or_a_name() {
 /// reading or closing gives its bytes back; nothing queued is lost.
 #[test]
 fn the_memory_ceiling_spans_every_slot_and_refuses_only_new_messages() {
-    use mailslotfs::slot::accounts::Charge;
     use mailslotfs::slot::memory::message_cost;
     // Three slots with one-letter names, and one parked read, are charged too.
     let slot_cost = Charge::Slot(1).bytes() + Charge::Handle.bytes();
@@ -972,6 +972,241 @@ fn the_memory_ceiling_spans_every_slot_and_refuses_only_new_messages() {
         2 * slot_cost + message_cost(100) + message_cost(1)
     );
     assert!(t.info(a).is_err());
+}
+
+// ---------------------------------------------------------------- table: accounts
+
+/// What a slot with a one-letter name costs its creator: the name and the
+/// server handle.
+fn slot_cost() -> u64 {
+    Charge::Slot(1).bytes() + Charge::Handle.bytes()
+}
+
+fn shares(f: impl FnOnce(&mut SlotDefaults)) -> SlotDefaults {
+    let mut d = defaults();
+    f(&mut d);
+    d
+}
+
+/// `-o user_entries` / `-o max_entries`: a name past the creator's share
+/// or the mount's ceiling is refused with `NoSpace` (ENOSPC), counted,
+/// and charges nothing; root is held only to the ceiling; removing a name
+/// makes room again; an open of an existing name is no new name.
+#[test]
+fn names_past_a_users_share_or_the_ceiling_are_refused_no_space() {
+    let clock = Clock::new();
+    let t = table_with(
+        shares(|d| {
+            d.max_entries = 5;
+            d.user_entries = 2;
+        }),
+        &clock,
+    );
+    let now = clock.now();
+    t.mkdir(ROOT, b"a", user(1000), now).unwrap();
+    let (b, _) = serve(&t, "b", &clock);
+    let held = t.memory().used();
+    assert_eq!(
+        t.mkdir(ROOT, b"c", user(1000), now).err(),
+        Some(SlotError::NoSpace)
+    );
+    assert_eq!(
+        t.create(ROOT, b"d", true, true, user(1000), now).err(),
+        Some(SlotError::NoSpace)
+    );
+    assert_eq!(t.memory().used(), held, "a refusal charges nothing");
+    assert_eq!(t.accounts().refused(Limit::UserEntries), 2);
+    // A client open of an existing slot is a handle, not a name.
+    let (_, _, role) = t.create(ROOT, b"B", false, false, user(1000), now).unwrap();
+    assert_eq!(role, Role::Client);
+    t.open(b, false, 1000).unwrap();
+    // Another user has a share of their own; root only meets the ceiling.
+    t.mkdir(ROOT, b"e", user(1001), now).unwrap();
+    t.mkdir(ROOT, b"f", user(0), now).unwrap();
+    t.mkdir(ROOT, b"g", user(0), now).unwrap();
+    assert_eq!(
+        t.mkdir(ROOT, b"h", user(0), now).err(),
+        Some(SlotError::NoSpace)
+    );
+    assert_eq!(t.accounts().refused(Limit::Entries), 1);
+    assert_eq!(t.accounts().entries().used(), 5);
+    t.rmdir(ROOT, b"a", now).unwrap();
+    t.mkdir(ROOT, b"c", user(1000), now).unwrap();
+    assert_eq!(t.accounts().account(1000).entries(), 2);
+}
+
+#[test]
+fn a_name_stays_charged_to_its_creator_after_chown() {
+    let clock = Clock::new();
+    let t = table(&clock);
+    let d = t.mkdir(ROOT, b"d", user(1000), clock.now()).unwrap();
+    t.setattr(d.ino, None, (Some(1001), None), None, clock.now())
+        .unwrap();
+    let (creator, new_owner) = (t.accounts().account(1000), t.accounts().account(1001));
+    assert_eq!((creator.entries(), new_owner.entries()), (1, 0));
+    assert_eq!(creator.memory(), Charge::Directory(1).bytes());
+    t.rmdir(ROOT, b"d", clock.now()).unwrap();
+    assert_eq!((creator.entries(), creator.memory()), (0, 0));
+    assert_eq!(t.memory().used(), 0);
+}
+
+/// Handles are charged to whoever opened them (ENOBUFS past the share),
+/// and given back on release; releasing the server gives back the name.
+#[test]
+fn handles_are_charged_to_their_opener_until_released() {
+    let clock = Clock::new();
+    let t = table_with(shares(|d| d.user_memory = slot_cost()), &clock);
+    let (a, server) = serve(&t, "a", &clock);
+    assert_eq!(t.open(a, false, 1000).err(), Some(SlotError::OutOfMemory));
+    assert_eq!(t.accounts().refused(Limit::UserMemory), 1);
+    // A new slot past the memory share is a name refused: ENOSPC.
+    assert_eq!(
+        t.create(ROOT, b"b", true, true, user(1000), clock.now())
+            .err(),
+        Some(SlotError::NoSpace)
+    );
+    assert_eq!(t.accounts().refused(Limit::UserMemory), 2);
+    let most = slot_cost() / Charge::Handle.bytes();
+    let clients: Vec<u64> = (0..most)
+        .map(|_| t.open(a, false, 1001).unwrap().0)
+        .collect();
+    assert_eq!(t.open(a, false, 1001).err(), Some(SlotError::OutOfMemory));
+    t.release(clients[0], clock.now());
+    t.open(a, false, 1001).unwrap();
+    let opener = t.accounts().account(1001);
+    assert_eq!(opener.memory(), most * Charge::Handle.bytes());
+    t.release(server, clock.now());
+    assert_eq!(t.accounts().account(1000).memory(), 0);
+    assert_eq!(t.accounts().account(1000).entries(), 0);
+}
+
+/// A client's message is paid for by its writer until it is read; a
+/// message from the network (no handle) by the slot's owner.
+#[test]
+fn messages_are_charged_to_their_writer_and_network_messages_to_the_owner() {
+    use mailslotfs::slot::memory::message_cost;
+    let clock = Clock::new();
+    let t = table(&clock);
+    let (a, server) = serve(&t, "a", &clock);
+    let (client, _) = t.open(a, false, 1001).unwrap();
+    let writer = t.handle(client).unwrap().account;
+    let slot = t.handle(server).unwrap().slot;
+    slot.lock()
+        .write_by(&writer, b"hello", clock.now(), calm)
+        .unwrap();
+    slot.lock().write(b"net", clock.now(), calm).unwrap();
+    let owner = t.accounts().account(1000);
+    assert_eq!(writer.memory(), Charge::Handle.bytes() + message_cost(5));
+    assert_eq!(owner.memory(), slot_cost() + message_cost(3));
+    take(&mut slot.lock(), &clock).unwrap();
+    take(&mut slot.lock(), &clock).unwrap();
+    assert_eq!(writer.memory(), Charge::Handle.bytes());
+    assert_eq!(owner.memory(), slot_cost());
+}
+
+/// `-o user_memory`: a writer past its share gets `OutOfMemory` (ENOBUFS,
+/// counted as dropped); another writer to the same slot does not.
+#[test]
+fn a_writers_memory_share_refuses_its_messages_only() {
+    use mailslotfs::slot::memory::message_cost;
+    let clock = Clock::new();
+    let d = shares(|d| d.user_memory = Charge::Handle.bytes() + 2 * message_cost(100));
+    // The slot's owner is the mount's owner: exempt from the shares.
+    let t: Table<P> = Table::new(d, (1000, 1000), clock.now());
+    let (a, server) = serve(&t, "a", &clock);
+    let slot = t.handle(server).unwrap().slot;
+    let writer = |uid: u32| {
+        let (client, _) = t.open(a, false, uid).unwrap();
+        t.handle(client).unwrap().account
+    };
+    let send = |writer| {
+        slot.lock()
+            .write_by(writer, &[7; 100], clock.now(), calm)
+            .err()
+    };
+    let greedy = writer(1001);
+    assert_eq!(send(&greedy), None);
+    assert_eq!(send(&greedy), None);
+    assert_eq!(send(&greedy), Some(SlotError::OutOfMemory));
+    assert_eq!(slot.lock().info().dropped, 1);
+    assert_eq!(send(&writer(1002)), None);
+    assert_eq!(t.accounts().refused(Limit::UserMemory), 1);
+}
+
+/// Parked reads are the slot owner's (only the server reads): refused
+/// past its share with `OutOfMemory`, and given back once answered.
+#[test]
+fn parked_reads_are_charged_to_the_owner_until_answered() {
+    let clock = Clock::new();
+    let share = slot_cost() + 2 * Charge::ParkedRead.bytes();
+    let t = table_with(shares(|d| d.user_memory = share), &clock);
+    let (_, server) = serve(&t, "a", &clock);
+    let slot = t.handle(server).unwrap().slot;
+    let park = |id: u32| slot.lock().read(id, 100, false, clock.now(), None);
+    assert!(is_parked(&park(1)));
+    assert!(is_parked(&park(2)));
+    assert_eq!(answer(park(3)), Err(SlotError::OutOfMemory));
+    // A message for a waiting reader is handed over, never queued.
+    let w = slot.lock().write(b"m", clock.now(), calm).unwrap();
+    assert_eq!(woken_ids(&w), vec![1]);
+    assert!(is_parked(&park(4)));
+    let owner = t.accounts().account(1000);
+    assert_eq!(owner.memory(), share);
+    t.release(server, clock.now());
+    assert_eq!(owner.memory(), 0);
+}
+
+fn woken_ids(w: &mailslotfs::slot::queue::Wakeups<P>) -> Vec<u32> {
+    w.readers.iter().map(|(id, _)| *id).collect()
+}
+
+/// A caller whose poll waiters name the handle they polled through.
+struct ByHandle;
+
+impl mailslotfs::slot::Parking for ByHandle {
+    type Reader = u32;
+    /// (kernel poll handle, open handle)
+    type Poller = (u32, u64);
+    fn same_poller(a: &(u32, u64), b: &(u32, u64)) -> bool {
+        a.0 == b.0
+    }
+    fn polls_through(p: &(u32, u64), fh: u64) -> bool {
+        p.1 == fh
+    }
+}
+
+/// A poll waiter is charged once to the handle's opener, however often it
+/// polls again, and given back when it is woken or its handle released.
+#[test]
+fn poll_waiters_are_charged_once_and_given_back_when_woken_or_released() {
+    let clock = Clock::new();
+    let share = Charge::Handle.bytes() + Charge::PollWaiter.bytes();
+    let t: Table<ByHandle> = Table::new(shares(|d| d.user_memory = share), (0, 0), clock.now());
+    let (attr, server, _) = t
+        .create(ROOT, b"a", true, true, user(0), clock.now())
+        .unwrap();
+    let (client, _) = t.open(attr.ino, false, 1001).unwrap();
+    let handle = t.handle(client).unwrap();
+    let slot = handle.slot.clone();
+    for _ in 0..100 {
+        slot.lock().watch((7, client), &handle.account).unwrap();
+    }
+    assert_eq!(
+        slot.lock().watch((8, client), &handle.account),
+        Err(SlotError::OutOfMemory)
+    );
+    assert_eq!(handle.account.memory(), share);
+    // Woken: given back.
+    let w = slot.lock().write(b"m", clock.now(), |_| false).unwrap();
+    assert_eq!(w.pollers, vec![(7, client)]);
+    assert_eq!(handle.account.memory(), Charge::Handle.bytes());
+    // Released: its waiter goes with it; the server's stays.
+    let root = t.accounts().account(0);
+    slot.lock().watch((8, client), &handle.account).unwrap();
+    slot.lock().watch((9, server), &root).unwrap();
+    t.release(client, clock.now());
+    assert_eq!(handle.account.memory(), 0);
+    assert_eq!(slot.lock().poll_waiters(), 1);
 }
 
 // ---------------------------------------------------------------- table: directories

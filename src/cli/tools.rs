@@ -116,7 +116,10 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
                     "a message of {} bytes is larger than the mailslot's maximum",
                     message.len()
                 ),
-                Some(libc::ENOBUFS) => "the mailslot's queue is full".to_owned(),
+                Some(libc::ENOBUFS) => {
+                    "the mailslot's queue is full, or the mount's memory limit is reached"
+                        .to_owned()
+                }
                 Some(libc::EPIPE) => "the server has closed the mailslot".to_owned(),
                 Some(libc::EHOSTUNREACH) => "no host answers for this name".to_owned(),
                 _ => e.to_string(),

@@ -23,23 +23,23 @@ use super::SlotError;
 use super::memory::{Budget, message_cost};
 
 /// A directory: its node, its children map and its entry in its parent's
-/// (measured 406 B with 9-byte names), beyond the bytes of its name.
+/// (measured 402–426 B with 9-byte names), beyond the bytes of its name.
 pub const DIRECTORY_COST: u64 = 512;
-/// A slot: node, queue, lock and server handle together (measured
-/// 1,290 B with 10-byte names), beyond the bytes of its name.
-pub const SLOT_COST: u64 = 1536;
+/// A slot: node, queue and lock (measured 1,318–1,374 B with 10-byte
+/// names, its server handle included), beyond its name and its handle.
+pub const SLOT_COST: u64 = 1280;
 /// What a name's bytes cost on top: it is stored three times (spelling,
 /// case-folded key, and the key again in its parent's map).
 pub const NAME_COPIES: u64 = 3;
-/// One open handle on a slot (measured 135 B).
-pub const HANDLE_COST: u64 = 160;
+/// One open handle on a slot (measured 168 B).
+pub const HANDLE_COST: u64 = 192;
 /// One read parked in a slot, with what the transport holds for it
-/// (measured 123 B on classic /dev/fuse, 325 B on FUSE-over-io_uring).
-pub const PARKED_READ_COST: u64 = 384;
-/// One poll waiter kept in a slot (measured 12 B; a waiter is small, but
-/// it must cost something or a poll-and-close loop on a silent slot would
-/// grow the daemon without bound).
-pub const POLL_WAITER_COST: u64 = 32;
+/// (measured 79–120 B on classic /dev/fuse, 325–591 B on
+/// FUSE-over-io_uring, whose entry pool grows ahead of the parked reads).
+pub const PARKED_READ_COST: u64 = 640;
+/// One poll waiter kept in a slot (measured 0–32 B: a few bytes in a
+/// vector that grows in steps).
+pub const POLL_WAITER_COST: u64 = 48;
 
 /// Something one account holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -349,8 +349,11 @@ impl<K: Parking> Table<K> {
             return Err(SlotError::NotFound);
         }
         let account = self.accounts.account(by.uid);
-        // The server handle comes with the name: both or neither.
-        self.accounts.take(&account, Charge::Handle)?;
+        // The server handle comes with the name: both or neither, and a
+        // refusal of either is one of a name (ENOSPC).
+        self.accounts
+            .take(&account, Charge::Handle)
+            .map_err(|_| SlotError::NoSpace)?;
         let slot = Slot::new(self.defaults.limits, self.defaults.keep_empty, by.pid, now)
             .with_accounts(Arc::clone(&self.accounts), Arc::clone(&account));
         let slot = Arc::new(Mutex::new(slot));
