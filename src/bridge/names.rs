@@ -19,7 +19,7 @@
 //! three tries 500 ms apart. A waiter `W` (the caller's callback) rides
 //! along and comes back in [`Event::Resolved`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
@@ -234,7 +234,7 @@ pub struct NameService<W> {
     cache: HashMap<NetbiosName, Cached>,
     next_id: u16,
     transmits: Vec<NameTransmit>,
-    events: VecDeque<Event<W>>,
+    events: Vec<Event<W>>,
     counters: NameCounters,
 }
 
@@ -259,7 +259,7 @@ impl<W> NameService<W> {
             waiters: 0,
             cache: HashMap::new(),
             transmits: Vec::new(),
-            events: VecDeque::new(),
+            events: Vec::new(),
             counters: NameCounters::default(),
         };
         for (name, group) in names {
@@ -297,7 +297,7 @@ impl<W> NameService<W> {
 
     /// Every event so far.
     pub fn drain_events(&mut self) -> Vec<Event<W>> {
-        self.events.drain(..).collect()
+        std::mem::take(&mut self.events)
     }
 
     pub fn counters(&self) -> NameCounters {
@@ -330,8 +330,8 @@ impl<W> NameService<W> {
         done
     }
 
-    /// Our names and how each stands, `NAME<xx>=state` (`,wins=state`
-    /// with a WINS server), for `status`.
+    /// Our names and how each stands, `NAME<xx>[ group]: STATE[, WINS
+    /// STATE]`, for `status`.
     pub fn names_held(&self) -> Vec<String> {
         self.owned
             .iter()
@@ -641,7 +641,7 @@ impl<W> NameService<W> {
             Some(_) => self.counters.resolved_broadcast += 1,
             None => self.counters.resolve_failed += 1,
         }
-        self.events.push_back(Event::Resolved {
+        self.events.push(Event::Resolved {
             name: query.name,
             answer,
             waiters: query.waiters,
@@ -923,7 +923,7 @@ impl<W> NameService<W> {
                 self.owned[i].broadcast = phase;
             }
             self.counters.conflicts += 1;
-            self.events.push_back(Event::Conflict { name, holder });
+            self.events.push(Event::Conflict { name, holder });
             return;
         }
     }
