@@ -8,10 +8,13 @@ directory and, one kind at a time, makes N entries and prints the growth of
 the daemon's resident set (VmRSS in /proc/PID/status) per entry:
 directories (mkdir), slots (a server handle each), client handles (opens
 of one slot), poll waiters (epoll on those handles) and parked reads
-(threads blocked in read). Each kind is warmed up first, so the figure is
-the steady cost, not the first allocation of a table. Unmounts on exit.
+(threads blocked in read), cold and after a message has gone through
+the transport before each (on io_uring an entry keeps the payload pages
+earlier requests touched). Each kind is warmed up first, so the figure is
+the steady cost, not the first allocation of a table. Unmounts on exit,
+also when interrupted.
 """
-import os, resource, select, subprocess, sys, tempfile, threading, time
+import os, resource, select, signal, subprocess, sys, tempfile, threading, time
 
 N = 10_000
 # Slots and handles each hold a descriptor here: half the usual 20,000 limit each.
@@ -68,6 +71,7 @@ if subprocess.run([binary, "mount", mnt, *args]).returncode != 0:
     os.rmdir(mnt)
     raise SystemExit(1)
 keep = []
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 try:
     pid = daemon_pid()
     transport = os.getxattr(mnt, "user.mailslot.transport").decode()
@@ -102,6 +106,19 @@ try:
         wait_for(lambda: int(os.getxattr(slot, "user.mailslot.waiting_readers")) == b, "parked reads")
 
     measure("parked read", READERS, readers)
+    slot = f"{mnt}/slot-00002"
+    carrier, carrier_client = keep[3], os.open(f"{mnt}/slot-00003", os.O_WRONLY)
+
+    def warm_readers(a, b):
+        # Before each read parks, a message of 1000 bytes goes through the
+        # transport, as on a server that keeps up with its writers.
+        for i in range(a, b):
+            os.write(carrier_client, b"m" * 1000)
+            os.read(carrier, 65536)
+            threading.Thread(target=lambda: os.read(keep[2], 65536), daemon=True).start()
+            wait_for(lambda: int(os.getxattr(slot, "user.mailslot.waiting_readers")) == i + 1, "parked reads")
+
+    measure("parked, warm", READERS, warm_readers)
 finally:
     subprocess.run(["umount", "-l", mnt])
     os.rmdir(mnt)

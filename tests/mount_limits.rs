@@ -237,7 +237,7 @@ fn one_users_storms_end_at_its_share_and_another_users_slot_keeps_working() {
         ("slots", libc::ENOSPC, 1280 + 192),
         ("opens", libc::ENOBUFS, 192),
         ("messages", libc::ENOBUFS, 1048),
-        ("parked", libc::ENOBUFS, 640),
+        ("parked", libc::ENOBUFS, 4608),
         ("polls", libc::ENOBUFS, 48),
     ]
     .into_iter()

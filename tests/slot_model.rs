@@ -595,6 +595,20 @@ impl Run {
         self.gone.push(s.ino);
     }
 
+    /// Releases every handle: every charge the run made must then be
+    /// given back, whatever happened on the way.
+    fn release_everything(&mut self) {
+        for (fh, ..) in std::mem::take(&mut self.clients) {
+            self.table.release(fh, self.clock.now());
+        }
+        for s in std::mem::take(&mut self.slots).into_values() {
+            self.table.release(s.server_fh, self.clock.now());
+        }
+        let accounts = self.table.accounts();
+        assert_eq!(accounts.memory().used(), 0, "memory left charged");
+        assert_eq!(accounts.entries().used(), 0, "entries left charged");
+    }
+
     fn lookup(&mut self) {
         let name = self.name();
         self.log(format!("lookup {name:?}"));
@@ -827,6 +841,7 @@ fn run_case(seed: u64, steps: usize) {
         for _ in 0..steps {
             run.step();
         }
+        run.release_everything();
     }));
     if let Err(panic) = result {
         let tail = run.trace.len().saturating_sub(30);

@@ -68,8 +68,8 @@ pub struct MountArgs {
     #[arg(short, long)]
     pub foreground: bool,
     /// Comma-separated options: max_msg=BYTES, timeout=MS (-1 = forever),
-    /// quota_messages=N, quota_bytes=BYTES, max_memory=BYTES (all slots
-    /// together), max_entries=N (directories and slots, default 100000),
+    /// quota_messages=N, quota_bytes=BYTES, max_memory=BYTES (names,
+    /// handles, waiters and messages together), max_entries=N (directories and slots, default 100000),
     /// user_entries=N and user_memory=BYTES (each user's share, default a
     /// quarter of the mount's; root and the mount's owner are exempt), keep_empty, allow_other, user=NAME, threads=N (FUSE
     /// event-loop threads, default 4), io_uring (FUSE-over-io_uring or fail),

@@ -122,11 +122,26 @@ impl<K: Parking> Slot<K> {
     /// otherwise dropped because a 0-byte read means end-of-file.
     pub fn new(limits: Limits, keep_empty: bool, owner_pid: u32, now: Now) -> Self {
         let accounts = Arc::new(Accounts::unlimited());
+        let owner = accounts.account(0);
+        Slot::charged_to(accounts, owner, limits, keep_empty, owner_pid, now)
+    }
+
+    /// [`Slot::new`], charging what the slot holds to `accounts`, shared
+    /// with the other slots of its mount; `owner` pays for its parked
+    /// reads and for messages that come without a writer's account.
+    pub fn charged_to(
+        accounts: Arc<Accounts>,
+        owner: Arc<Account>,
+        limits: Limits,
+        keep_empty: bool,
+        owner_pid: u32,
+        now: Now,
+    ) -> Self {
         Slot {
             messages: VecDeque::new(),
             queued_bytes: 0,
-            owner: accounts.account(0),
             accounts,
+            owner,
             limits,
             keep_empty,
             readers: VecDeque::new(),
@@ -140,14 +155,6 @@ impl<K: Parking> Slot<K> {
             modified: now.wall,
             accessed: now.wall,
         }
-    }
-
-    /// Charges what this slot holds to `accounts`, shared with the other
-    /// slots of its mount; `owner` pays for its parked reads.
-    pub fn with_accounts(mut self, accounts: Arc<Accounts>, owner: Arc<Account>) -> Self {
-        self.accounts = accounts;
-        self.owner = owner;
-        self
     }
 
     /// The account of the slot's owner.

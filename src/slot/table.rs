@@ -2,7 +2,8 @@
 //! rule that a slot lives exactly as long as its server handle.
 //!
 //! Lock order: `tree` before any slot's lock; `handles` is never held while
-//! taking another lock.
+//! taking another lock; the accounts' map of users is a leaf, taken under
+//! any of them and holding none.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -354,8 +355,14 @@ impl<K: Parking> Table<K> {
         self.accounts
             .take(&account, Charge::Handle)
             .map_err(|_| SlotError::NoSpace)?;
-        let slot = Slot::new(self.defaults.limits, self.defaults.keep_empty, by.pid, now)
-            .with_accounts(Arc::clone(&self.accounts), Arc::clone(&account));
+        let slot = Slot::charged_to(
+            Arc::clone(&self.accounts),
+            Arc::clone(&account),
+            self.defaults.limits,
+            self.defaults.keep_empty,
+            by.pid,
+            now,
+        );
         let slot = Arc::new(Mutex::new(slot));
         let content = Content::Slot {
             slot: Arc::clone(&slot),
