@@ -951,6 +951,10 @@ fn a_datagram_flood_is_delivered_or_counted_and_memory_stays_bounded() {
     assert!(pid_alive(host.pid()));
     // Once the slot goes, its memory is free for new messages again.
     drop(flood);
+    // The release travels to the daemon on its own; the slot's memory is
+    // free once its name is gone.
+    let released = wait_until(DELIVERY_TIMEOUT, || !host.path("flood").exists());
+    assert!(released, "the flooded slot outlived its server");
     let again = create_slot(&host.path("after"));
     sh_ok(&host, "echo -n fine > $D/.net/SINK/after");
     assert_eq!(recv(&again, DELIVERY_TIMEOUT), b"fine");
@@ -1120,16 +1124,24 @@ fn a_name_held_elsewhere_fails_the_mount_in_one_line() {
 
 /// A bridge with no `--peer` finds another by a broadcast name query, and
 /// a directory that exists locally (`app`) exists below every target, so
-/// the write needs no mkdir; a name nobody holds fails with EHOSTUNREACH in
-/// about 1.5 s, while local slots and other writes go on meanwhile.
+/// the write needs no mkdir; another domain is found through its members'
+/// answers for the group name and written to as a group; a name nobody
+/// holds fails with EHOSTUNREACH in about 1.5 s, while local slots and
+/// other writes go on meanwhile.
 #[test]
 fn names_are_found_by_broadcast_and_missing_ones_fail_in_time() {
-    if !lab_ready(&[]) {
+    if !lab_ready(&["tshark"]) {
         return;
     }
-    let lab = Lab::new(2);
+    let lab = Lab::new(3);
+    let capture = Capture::start(
+        &lab,
+        0,
+        &format!("udp port 137 and src host {}", lab.addr(0)),
+    );
     let one = lab.bridged(0, &["--netbios-name=NSONE", "--domain=NSDOM"]);
     let two = lab.bridged(1, &["--netbios-name=NSTWO", "--domain=NSDOM"]);
+    let three = lab.bridged(2, &["--netbios-name=NSTHREE", "--domain=OTHERDOM"]);
     std::fs::create_dir(two.path("app")).unwrap();
     let inbox = create_slot(&two.path("app/x"));
     std::fs::create_dir(one.path("app")).unwrap();
@@ -1150,6 +1162,18 @@ fn names_are_found_by_broadcast_and_missing_ones_fail_in_time() {
         CMD_TIMEOUT,
     ));
     assert_eq!(recv(&deep, DELIVERY_TIMEOUT), b"sent");
+    let elsewhere = create_slot(&three.path("chat"));
+    let not_here = create_slot(&two.path("chat"));
+    sh_ok(&one, "echo -n to-the-group > $D/.net/OTHERDOM/chat");
+    assert_eq!(recv(&elsewhere, DELIVERY_TIMEOUT), b"to-the-group");
+    assert!(bridge_attr(&one, "name_cache").contains("OTHERDOM<00>="));
+    assert!(bridge_attr(&one, "name_cache").contains(" group"));
+    sh_ok(&one, "echo -n end > $D/.net/NSTWO/chat");
+    assert_eq!(
+        recv(&not_here, DELIVERY_TIMEOUT),
+        b"end",
+        "OTHERDOM's write came first"
+    );
     let timing = py_ok(
         &one,
         r#"
@@ -1190,6 +1214,27 @@ fn names_are_found_by_broadcast_and_missing_ones_fail_in_time() {
         one.stderr().contains("nobody answers for NOBODY<00>"),
         "{}",
         one.stderr()
+    );
+    // Nine registrations, then queries: NSTWO, OTHERDOM, and NOBODY thrice.
+    let frames = capture.dissect(
+        14,
+        &["nbns.flags.opcode", "nbns.flags.broadcast", "nbns.name"],
+    );
+    let queries: Vec<&str> = frames
+        .iter()
+        .filter(|f| f[0] == "0" && f[1] == "1")
+        .map(|f| f[2].as_str())
+        .collect();
+    assert_eq!(
+        queries,
+        [
+            "NSTWO<00>",
+            "OTHERDOM<00>",
+            "NOBODY<00>",
+            "NOBODY<00>",
+            "NOBODY<00>"
+        ],
+        "{frames:?}"
     );
 }
 
@@ -1242,10 +1287,12 @@ fn writes_to_nmbd_resolve_through_its_answer() {
     );
 }
 
-/// Two subnets joined by a router namespace that also runs nmbd as the
+/// Three subnets joined by a router namespace that also runs nmbd as the
 /// WINS server (on the first subnet's side). Broadcasts stay on their
 /// subnet, so each bridge finds the other only through WINS: both
-/// register with it, and each resolves the other there.
+/// register with it, and each resolves the other there. A third bridge
+/// claiming the first one's name is refused by WINS (after a WACK, while
+/// nmbd asks the holder, which answers) and fails to mount in one line.
 #[test]
 fn wins_carries_names_across_a_router() {
     if !lab_ready(&["nmbd", "testparm", "nmblookup"]) {
@@ -1270,8 +1317,8 @@ fn wins_carries_names_across_a_router() {
         ]),
         CMD_TIMEOUT,
     ));
-    // Subnets 10.213.N.0/24 and 10.214.N.0/24; the router is .254 on each.
-    let subnets = [format!("10.213.{n}"), format!("10.214.{n}")];
+    // Subnets 10.213-215.N.0/24; the router is .254 on each.
+    let subnets = [213, 214, 215].map(|net| format!("10.{net}.{n}"));
     for (side, net) in subnets.iter().enumerate() {
         let ns = lab.add_namespace(&side.to_string());
         let port = format!("r{side}");
@@ -1359,7 +1406,6 @@ fn wins_carries_names_across_a_router() {
         assert_eq!(bridge_attr(host, "resolved_broadcast"), "0");
         assert_eq!(bridge_attr(host, "wins"), format!("{wins}:137"));
     }
-    drop(nmbd);
     // Nine broadcast registrations, three at the WINS server, one query.
     let frames = capture.dissect(13, &["nbns.flags.opcode", "ip.dst"]);
     let to_wins = |opcode: &str| {
@@ -1370,6 +1416,33 @@ fn wins_carries_names_across_a_router() {
     };
     assert_eq!(to_wins("5"), 3, "{frames:?}");
     assert_eq!(to_wins("0"), 1, "{frames:?}");
+
+    let dir = Scratch::new("third");
+    let out = run(
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", lab.ns(2)))
+            .arg(BIN)
+            .arg("mount")
+            .arg(&dir.0)
+            .args([
+                "--foreground",
+                "--bridge",
+                "--netbios-name=WONE",
+                &wins_flag,
+            ]),
+        Duration::from_secs(90),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "mailslotfs: bridge: NetBIOS name WONE<00> is held by another host \
+             (WINS server {wins} refuses it)"
+        )
+    );
+    assert!(!is_mounted(&dir.0));
+    drop(nmbd);
 }
 
 /// A name query, node status request or registration for `name`, as a
@@ -1483,7 +1556,7 @@ fn a_name_service_flood_is_counted_and_memory_stays_bounded() {
 
 /// `--no-name-service`: nothing is bound below the datagram port and no
 /// one finds the host by name; names that are not `--peer`s go to the
-/// system resolver, and fail EHOSTUNREACH at once when it does not know them.
+/// system resolver, and fail EHOSTUNREACH when it does not know them.
 #[test]
 fn without_the_name_service_nothing_answers_on_137() {
     if !lab_ready(&["nmblookup"]) {

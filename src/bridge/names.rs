@@ -19,7 +19,7 @@
 //! three tries 500 ms apart. A waiter `W` (the caller's callback) rides
 //! along and comes back in [`Event::Resolved`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
@@ -131,7 +131,13 @@ pub enum Event<W> {
 pub enum Registration {
     InProgress,
     Done,
-    Conflict { name: NetbiosName, holder: Ipv4Addr },
+    /// `holder` defended the name on the subnet, or, `by_wins`, is the
+    /// WINS server that refused it.
+    Conflict {
+        name: NetbiosName,
+        holder: Ipv4Addr,
+        by_wins: bool,
+    },
 }
 
 /// One packet to send.
@@ -228,7 +234,7 @@ pub struct NameService<W> {
     cache: HashMap<NetbiosName, Cached>,
     next_id: u16,
     transmits: Vec<NameTransmit>,
-    events: VecDeque<Event<W>>,
+    events: Vec<Event<W>>,
     counters: NameCounters,
 }
 
@@ -253,7 +259,7 @@ impl<W> NameService<W> {
             waiters: 0,
             cache: HashMap::new(),
             transmits: Vec::new(),
-            events: VecDeque::new(),
+            events: Vec::new(),
             counters: NameCounters::default(),
         };
         for (name, group) in names {
@@ -291,7 +297,7 @@ impl<W> NameService<W> {
 
     /// Every event so far.
     pub fn drain_events(&mut self) -> Vec<Event<W>> {
-        self.events.drain(..).collect()
+        std::mem::take(&mut self.events)
     }
 
     pub fn counters(&self) -> NameCounters {
@@ -306,15 +312,17 @@ impl<W> NameService<W> {
     pub fn registration(&self) -> Registration {
         let mut done = Registration::Done;
         for owned in &self.owned {
-            for phase in [Some(owned.broadcast), owned.wins].into_iter().flatten() {
+            let phases = [(Some(owned.broadcast), false), (owned.wins, true)];
+            for (phase, by_wins) in phases {
                 match phase {
-                    Phase::Conflict(holder) => {
+                    Some(Phase::Conflict(holder)) => {
                         return Registration::Conflict {
                             name: owned.name,
                             holder,
+                            by_wins,
                         };
                     }
-                    Phase::Asking { refresh: false, .. } => done = Registration::InProgress,
+                    Some(Phase::Asking { refresh: false, .. }) => done = Registration::InProgress,
                     _ => {}
                 }
             }
@@ -322,8 +330,8 @@ impl<W> NameService<W> {
         done
     }
 
-    /// Our names and how each stands, `NAME<xx>=state` (`,wins=state`
-    /// with a WINS server), for `status`.
+    /// Our names and how each stands, `NAME<xx>[ group]: STATE[, WINS
+    /// STATE]`, for `status`.
     pub fn names_held(&self) -> Vec<String> {
         self.owned
             .iter()
@@ -633,7 +641,7 @@ impl<W> NameService<W> {
             Some(_) => self.counters.resolved_broadcast += 1,
             None => self.counters.resolve_failed += 1,
         }
-        self.events.push_back(Event::Resolved {
+        self.events.push(Event::Resolved {
             name: query.name,
             answer,
             waiters: query.waiters,
@@ -904,16 +912,10 @@ impl<W> NameService<W> {
                 // nothing to a B-node: only silence or a defence count.
                 return;
             }
-            let holder = response
-                .answers
-                .first()
-                .and_then(|r| match &r.data {
-                    RecordData::Addresses(a) => a.first().map(|a| a.address),
-                    _ => None,
-                })
-                .filter(|a| *a != self.config.address && at_wins)
-                .unwrap_or(*from.ip());
-            log::info!("bridge: {name} is held by {holder}");
+            // The defender, or the WINS server that refused (its answer
+            // names us, not the owner).
+            let holder = *from.ip();
+            log::info!("bridge: {name} is refused by {holder}");
             let phase = Phase::Conflict(holder);
             if at_wins {
                 self.owned[i].wins = Some(phase);
@@ -921,7 +923,7 @@ impl<W> NameService<W> {
                 self.owned[i].broadcast = phase;
             }
             self.counters.conflicts += 1;
-            self.events.push_back(Event::Conflict { name, holder });
+            self.events.push(Event::Conflict { name, holder });
             return;
         }
     }
@@ -1118,7 +1120,8 @@ mod tests {
             s.registration(),
             Registration::Conflict {
                 name,
-                holder: OTHER
+                holder: OTHER,
+                by_wins: false,
             }
         );
         assert!(matches!(

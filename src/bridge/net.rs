@@ -34,6 +34,8 @@ const DEFAULT_DOMAIN: &str = "WORKGROUP";
 const RESOLVER_QUEUE: usize = 64;
 /// The most cache entries `status` lists (the rest are counted).
 const CACHE_SHOWN: usize = 32;
+/// Name packets handled between two sends of what they answered.
+const FLUSH_EVERY: u64 = 32;
 
 /// What the user asked for; `None` means "work it out".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -286,9 +288,23 @@ impl Link {
         loop {
             match state.registration() {
                 Registration::Done => return Ok(()),
-                Registration::Conflict { name, holder } => {
+                Registration::Conflict {
+                    name,
+                    holder,
+                    by_wins: false,
+                } => {
                     return Err(format!(
                         "bridge: NetBIOS name {name} is already held by {holder}"
+                    ));
+                }
+                Registration::Conflict {
+                    name,
+                    holder,
+                    by_wins: true,
+                } => {
+                    return Err(format!(
+                        "bridge: NetBIOS name {name} is held by another host \
+                         (WINS server {holder} refuses it)"
                     ));
                 }
                 Registration::InProgress => names.turned.wait(&mut state),
@@ -369,8 +385,13 @@ impl Link {
                 // SAFETY: reads 8 bytes into `count`, the eventfd's counter.
                 unsafe { libc::read(names.wake.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
             }
-            // The socket is non-blocking: take everything that is waiting.
-            loop {
+            // The socket is non-blocking: take everything that is waiting,
+            // sending the answers every few packets so that a flood never
+            // piles them up.
+            for received in 1.. {
+                if received % FLUSH_EVERY == 0 {
+                    self.flush_names(names);
+                }
                 match names.socket.recv_from(&mut buffer) {
                     Ok((len, SocketAddr::V4(from))) => names.state.lock().on_packet(
                         Instant::now(),

@@ -105,7 +105,8 @@ pub struct MountArgs {
 #[command(next_help_heading = "Network bridge (SPEC §5; also as -o options)")]
 pub struct BridgeArgs {
     /// Forward writes under DIR/.net/TARGET/ to other hosts as SMB mailslot
-    /// datagrams (UDP 138), and deliver theirs into local slots.
+    /// datagrams (UDP 138), and deliver theirs into local slots; hold this
+    /// computer's NetBIOS names and find others' (UDP 137).
     #[arg(long)]
     pub bridge: bool,
     /// This computer's NetBIOS name [default: the host name, upper case, cut to 15].
@@ -120,10 +121,11 @@ pub struct BridgeArgs {
     /// Where domain writes go [default: that interface's broadcast address].
     #[arg(long, value_name = "ADDR")]
     pub broadcast: Option<String>,
-    /// UDP port to bind and send to [default: 138].
+    /// UDP port to bind and send to [default: 138]; the name service uses
+    /// the port below it.
     #[arg(long, value_name = "N")]
     pub port: Option<String>,
-    /// A computer's address, used before the system resolver (repeatable).
+    /// A computer's address, used before any name look-up (repeatable).
     #[arg(long, value_name = "NAME=ADDR")]
     pub peer: Vec<String>,
     /// Accept datagrams only from these networks (repeatable) [default: any].
