@@ -103,3 +103,43 @@ fn a_thousand_readers_parked_on_one_cpu_starve_no_write_lookup_or_create() {
     );
     println!("{out}");
 }
+
+/// A parked read's ring entry may earlier have carried a large message; on
+/// FUSE-over-io_uring that entry must not keep those pages while it waits
+/// (on the classic transport nothing is held, so this passes trivially).
+#[test]
+fn parked_readers_do_not_pin_the_pages_of_messages_they_carried_before() {
+    let m = Mount::daemon(&["max_msg=524288"]);
+    let out = py_ok(
+        &m,
+        &format!(
+            r#"
+            readers, size = 200, 524288
+            def rss():
+                with open("/proc/{pid}/status") as f:
+                    return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmRSS:"))
+            fds = [create("big%d" % i) for i in range(readers)]
+            rounds = {{}}
+            def serve(i):
+                rounds[i] = len(os.read(fds[i], size))
+                os.read(fds[i], size)
+            threads = [threading.Thread(target=serve, args=(i,), daemon=True) for i in range(readers)]
+            for t in threads: t.start()
+            waiting = lambda: all(os.getxattr(P("big%d" % i), "user.mailslot.waiting_readers") == b"1" for i in range(readers))
+            assert wait_for(waiting, 30), "not all parked"
+            before = rss()
+            message = b"m" * size
+            for i in range(readers):
+                c = client("big%d" % i)
+                os.write(c, message)
+                os.close(c)
+            assert wait_for(lambda: len(rounds) == readers and waiting(), 30), "not all parked again"
+            grown = rss() - before
+            print("%d readers parked again after a %d-byte message each: daemon grew %.1f MiB" % (readers, size, grown / 2**20))
+            assert grown < 48 * 2**20, "parked entries pin their old pages: %d bytes" % grown
+            "#,
+            pid = m.pid()
+        ),
+    );
+    println!("{out}");
+}

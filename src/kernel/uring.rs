@@ -42,7 +42,10 @@
 //! so pages no request touched cost no RSS; a parked entry costs its header
 //! (inside a heap allocation of about 400 bytes) plus the payload pages
 //! earlier requests through it touched (the kernel reuses the most recently
-//! freed entry first, so cold entries stay untouched).
+//! freed entry first, so cold entries stay untouched). Once a queue holds
+//! [`TRIM_WHEN_HELD`] entries, each new request's entry gives back all but
+//! its first payload page before it is handled, so entries parked for long
+//! pin one page each, whatever they carried before.
 //!
 //! Replies from a foreign thread are never committed from another ring (the
 //! entry would migrate there, losing locality): the reply is written into the
@@ -77,6 +80,11 @@ pub const MAX_ENTRIES_PER_QUEUE: usize = 16384;
 const INITIAL_ENTRIES: usize = 8;
 /// Free entries a queue keeps at the least.
 const MIN_FREE: usize = 4;
+/// With this many entries held (parked requests, mostly), a request's entry
+/// gives back the payload pages beyond its first before the handler sees it:
+/// an entry parked for long must not pin the pages of every large message
+/// it once carried. Below it, busy entries keep their pages warm.
+const TRIM_WHEN_HELD: usize = 16;
 /// Submission queue depth; registrations beyond it are submitted in batches.
 const SQ_DEPTH: u32 = 256;
 
@@ -311,6 +319,9 @@ fn wake(target: RawFd) {
 struct Slot {
     header: UnsafeCell<[u8; HEADER_SIZE]>,
     payload: Payload,
+    /// How many payload bytes requests and replies may have touched (and so
+    /// made resident) since the last trim.
+    touched: AtomicUsize,
     /// The two iovecs REGISTER points at.
     iov: UnsafeCell<[libc::iovec; 2]>,
 }
@@ -327,6 +338,7 @@ impl Slot {
         let slot = Arc::new(Slot {
             header: UnsafeCell::new([0; HEADER_SIZE]),
             payload: Payload::new(payload_size)?,
+            touched: AtomicUsize::new(0),
             iov: UnsafeCell::new(
                 [libc::iovec {
                     iov_base: std::ptr::null_mut(),
@@ -380,6 +392,19 @@ impl Payload {
     }
 }
 
+impl Payload {
+    /// Gives back every page after the first of the `touched` bytes.
+    fn trim(&self, touched: usize) {
+        let page = page_size();
+        let end = touched.min(self.len).next_multiple_of(page);
+        if end > page {
+            // SAFETY: the range lies inside our own mapping, and its contents
+            // are not needed (the caller copied the request out).
+            unsafe { libc::madvise(self.ptr.add(page).cast(), end - page, libc::MADV_DONTNEED) };
+        }
+    }
+}
+
 impl Drop for Payload {
     fn drop(&mut self) {
         // SAFETY: the mapping is ours and nothing refers to it any more.
@@ -429,6 +454,7 @@ impl RingReply {
                 .copy_from_slice(&payload_sz.to_ne_bytes());
             std::ptr::copy(body.as_ptr(), self.slot.payload.ptr, body.len());
         }
+        self.slot.touched.fetch_max(body.len(), Ordering::Relaxed);
         self.answered = true;
         self.queue.post(self.index, self.unique);
     }
@@ -625,6 +651,13 @@ impl Server {
         self.request.extend_from_slice(payload);
         let len = self.request.len() as u32;
         self.request[0..4].copy_from_slice(&len.to_ne_bytes());
+        let touched = slot.touched.load(Ordering::Relaxed).max(payload.len());
+        if self.held >= TRIM_WHEN_HELD && touched > page_size() {
+            slot.payload.trim(touched);
+            slot.touched.store(0, Ordering::Relaxed);
+        } else {
+            slot.touched.store(touched, Ordering::Relaxed);
+        }
         self.held += 1;
         self.queue.held.store(self.held, Ordering::Relaxed);
         self.queue.requests.fetch_add(1, Ordering::Relaxed);
