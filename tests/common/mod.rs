@@ -22,6 +22,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_mailslotfs");
 pub const MOUNT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default deadline for a helper command (bash/python) to finish.
 pub const CMD_TIMEOUT: Duration = Duration::from_secs(20);
+/// For scripts that park hundreds of readers: on a loaded 2-CPU CI runner
+/// that alone can take longer than CMD_TIMEOUT.
+pub const PARKING_TIMEOUT: Duration = Duration::from_secs(90);
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -645,7 +648,8 @@ pub fn bash(dir: &Path, script: &str, timeout: Duration) -> Output {
 }
 
 /// Helpers every Python snippet starts with: `D` (the mount), `P(name)`,
-/// `create`, `client`, `err` (the errno a call fails with), `wait_for`.
+/// `create`, `client`, `err` (the errno a call fails with), `wait_for`,
+/// `wait_parked`.
 pub const PY_PRELUDE: &str = r#"
 import os, sys, errno, time, select, signal, threading, struct
 D = sys.argv[1]
@@ -666,6 +670,13 @@ def wait_for(cond, timeout=5.0):
         time.sleep(0.002)
     return cond()
 def exists(n): return os.path.exists(P(n))
+def wait_parked(names, timeout=5.0):
+    """Until every slot named has a reader waiting; each is asked until it has."""
+    pending = list(names)
+    def check():
+        pending[:] = [n for n in pending if os.getxattr(P(n), "user.mailslot.waiting_readers") == b"0"]
+        return not pending
+    return wait_for(check, timeout)
 def readable(fd, ms):
     return bool(select.select([fd], [], [], ms / 1000.0)[0])
 "#;
