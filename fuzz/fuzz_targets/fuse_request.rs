@@ -4,11 +4,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mailslotfs::kernel::request::decode;
+use mailslotfs::kernel::request::{Operation, decode};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(request) = decode(data) {
         // Every name and payload it hands out lies inside the buffer.
         let _ = format!("{request:?}");
+        if let Operation::Forget(nodes) = request.op {
+            nodes.iter().for_each(drop);
+        }
     }
 });

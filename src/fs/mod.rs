@@ -30,13 +30,15 @@ use crate::bridge::{Delivery, SendError};
 use crate::kernel::abi::{IOCTL_UNRESTRICTED, POLL_SCHEDULE_NOTIFY, fopen};
 use crate::kernel::channel::{Handler, Notifier};
 use crate::kernel::reply::{DirEntries, FileAttr, FileKind, Reply};
-use crate::kernel::request::{Operation, Request, SetAttr};
+use crate::kernel::request::{Forgets, Operation, Request, SetAttr};
+use crate::slot::accounts::{Account, Charge};
 use crate::slot::batch;
 use crate::slot::limits::InfoAttr;
 use crate::slot::queue::{ReadOutcome, Wakeups};
-use crate::slot::table::{Attr, Creator, Fh, Ino, Kind, ROOT, Role, SlotDefaults, Table};
+use crate::slot::table::{Attr, Creator, Fh, Ino, Kind, ROOT, Role, SlotDefaults, SlotRef, Table};
 use crate::slot::{Now, Parking, SlotError};
 use net_tree::{NET_DIR, NET_ROOT, NetTree, is_net};
+use signals::CallerWait;
 use timer::Timer;
 
 /// How long a lookup or create waits for the release of a slot that the same
@@ -47,6 +49,12 @@ const RELEASE_GRACE: Duration = Duration::from_millis(100);
 /// can only overtake its request by the time one thread takes to pass a
 /// request on.
 const EARLY_INTERRUPT_KEPT: Duration = Duration::from_secs(1);
+/// When a parked read's caller is first looked at for a signal that brought
+/// no INTERRUPT (FUSE-over-io_uring only): well inside the 5 ms a signal may
+/// take to end a wait, and later than most reads wait under load.
+const LOST_INTERRUPT_FIRST_LOOK: Duration = Duration::from_millis(1);
+/// Looks at most, each after twice the wait of the one before (1 to 32 ms).
+const LOST_INTERRUPT_LOOKS: u32 = 6;
 /// At most this many early interrupts are remembered.
 const EARLY_INTERRUPTS_MAX: usize = 1024;
 
@@ -124,8 +132,9 @@ const BRIDGE_XATTR_PREFIX: &str = "user.mailslot.bridge.";
 struct Net {
     link: Arc<Link>,
     tree: Mutex<NetTree>,
-    /// Open endpoint handles and the endpoint each writes to.
-    handles: Mutex<HashMap<Fh, Ino>>,
+    /// Open endpoint handles: the endpoint each writes to, and who pays
+    /// for the handle.
+    handles: Mutex<HashMap<Fh, (Ino, Arc<Account>)>>,
     next_fh: AtomicU64,
 }
 
@@ -144,14 +153,19 @@ impl MailslotFs {
         link: Option<Arc<Link>>,
     ) -> std::io::Result<(MailslotFs, Control)> {
         let born = now();
+        let table = Table::new(config.defaults, config.owner, born);
         let net = link.map(|link| Net {
             link,
-            tree: Mutex::new(NetTree::new(config.owner, born.wall)),
+            tree: Mutex::new(NetTree::new(
+                config.owner,
+                born.wall,
+                Arc::clone(table.accounts()),
+            )),
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(NET_FH_BASE),
         });
         let inner = Arc::new(Inner {
-            table: Table::new(config.defaults, config.owner, born),
+            table,
             config,
             timer: Timer::default(),
             delivery_check: signals::DeliveryCheck::default(),
@@ -237,7 +251,7 @@ impl Inner {
             .handles
             .lock()
             .get(&fh)
-            .copied()
+            .map(|(ino, _)| *ino)
             .ok_or(libc::EBADF)
             .and_then(|ino| net.tree.lock().destination(ino).map_err(errno::errno));
         let (target, path) = match found {
@@ -275,11 +289,41 @@ impl Inner {
         true
     }
 
-    /// A new handle on endpoint `ino`.
-    fn net_open(&self, net: &Net, ino: Ino) -> Fh {
+    /// The bridge's figures for `status`, and the nodes the `.net` tree holds.
+    fn net_attributes(&self, net: &Net) -> Vec<(&'static str, String)> {
+        let mut attributes = net.link.attributes();
+        attributes.push(("net_nodes", net.tree.lock().len().to_string()));
+        attributes
+    }
+
+    /// A new handle on endpoint `ino`, charged to `uid`.
+    fn net_open(&self, net: &Net, ino: Ino, uid: u32) -> Result<Fh, SlotError> {
+        let accounts = self.table.accounts();
+        let payer = accounts.account(uid);
+        accounts.take(&payer, Charge::Handle)?;
         let fh = net.next_fh.fetch_add(1, Ordering::Relaxed);
-        net.handles.lock().insert(fh, ino);
-        fh
+        net.handles.lock().insert(fh, (ino, payer));
+        Ok(fh)
+    }
+
+    /// `open(O_CREAT)` write-only of an endpoint and its handle; a handle
+    /// refused leaves the endpoint as the kernel will not know it.
+    fn net_create(
+        &self,
+        net: &Net,
+        parent: Ino,
+        name: &[u8],
+        exclusive: bool,
+        uid: u32,
+    ) -> Result<(Attr, Fh), SlotError> {
+        let attr = net.tree.lock().create(parent, name, exclusive, uid)?;
+        match self.net_open(net, attr.ino, uid) {
+            Ok(fh) => Ok((attr, fh)),
+            Err(e) => {
+                net.tree.lock().forget(attr.ino, 1);
+                Err(e)
+            }
+        }
     }
 
     /// Answers readers and notifies pollers that an operation made ready.
@@ -318,11 +362,7 @@ impl Inner {
 
     /// Answers EINTR the parked read `unique`, looking in `slot` or, when
     /// not given, in every slot with waiting readers.
-    fn interrupt_parked(
-        &self,
-        unique: u64,
-        slot: Option<&crate::slot::table::SlotRef<Fuse>>,
-    ) -> bool {
+    fn interrupt_parked(&self, unique: u64, slot: Option<&SlotRef<Fuse>>) -> bool {
         let named = |parked: &ParkedRead| parked.reply.unique() == unique;
         let slots = match slot {
             Some(slot) => vec![Arc::clone(slot)],
@@ -346,7 +386,7 @@ impl Inner {
 
     /// A read was just parked in `slot`: it may have been interrupted
     /// already, and its deadline is the timer's to keep.
-    fn parked(&self, unique: u64, ino: Ino, slot: &crate::slot::table::SlotRef<Fuse>) {
+    fn parked(&self, unique: u64, tid: u32, ino: Ino, slot: &SlotRef<Fuse>) {
         {
             let mut early = self.early_interrupts.lock();
             if let Some(i) = early.iter().position(|(u, _)| *u == unique) {
@@ -358,6 +398,37 @@ impl Inner {
         if let Some(at) = slot.lock().next_deadline() {
             self.timer.schedule(ino, slot, at);
         }
+        if *self.transport.lock() == "io_uring" && tid != 0 {
+            self.look_for_lost_interrupt(unique, tid, Arc::clone(slot), 0);
+        }
+    }
+
+    /// On FUSE-over-io_uring a signal that reached a reader before its
+    /// request reached the ring brings no INTERRUPT (fs/signals.rs): once
+    /// the read has waited a little, look at its caller, again while it is
+    /// neither plainly asleep nor in the wait only a signal puts it in.
+    /// Reads answered sooner cost nothing; a waiting one, a few looks.
+    fn look_for_lost_interrupt(&self, unique: u64, tid: u32, slot: SlotRef<Fuse>, looks: u32) {
+        let delay = LOST_INTERRUPT_FIRST_LOOK * (1 << looks);
+        self.timer.after(delay, move |inner| {
+            if slot.lock().parked_readers() == 0 {
+                return;
+            }
+            match inner.delivery_check.caller_wait(tid) {
+                CallerWait::Asleep => {}
+                CallerWait::Interrupted => {
+                    if inner.interrupt_parked(unique, Some(&slot)) {
+                        debug!(
+                            "read by pid {tid} interrupted before the kernel sent it to the ring"
+                        );
+                    }
+                }
+                CallerWait::Unsettled if looks + 1 < LOST_INTERRUPT_LOOKS => {
+                    inner.look_for_lost_interrupt(unique, tid, slot, looks + 1)
+                }
+                CallerWait::Unsettled => {}
+            }
+        });
     }
 
     fn attr_reply(&self, reply: Reply, result: Result<Attr, SlotError>, op: &str, tid: u32) {
@@ -386,11 +457,12 @@ impl Inner {
         });
     }
 
-    fn lookup(&self, tid: u32, parent: Ino, name: &[u8], reply: Reply, may_wait: bool) {
+    #[allow(clippy::too_many_arguments)]
+    fn lookup(&self, tid: u32, uid: u32, parent: Ino, name: &[u8], reply: Reply, may_wait: bool) {
         if may_wait && let Some(closing) = self.table.closing_by(parent, name, tid) {
             let name = name.to_vec();
             self.after_release(closing, move |inner| {
-                inner.lookup(tid, parent, &name, reply, false)
+                inner.lookup(tid, uid, parent, &name, reply, false)
             });
             return;
         }
@@ -402,7 +474,7 @@ impl Inner {
         } else if let Some(net) = self.net_at(parent) {
             net.tree
                 .lock()
-                .lookup(parent, name, |path| self.is_local_dir(path))
+                .lookup(parent, name, uid, |path| self.is_local_dir(path))
         } else {
             self.table.lookup(parent, name)
         };
@@ -432,11 +504,7 @@ impl Inner {
         let created = match self.net_at(parent) {
             // Only the network reads what is written here.
             Some(_) if wants_read => Err(SlotError::ReadDenied),
-            Some(net) => net
-                .tree
-                .lock()
-                .create(parent, name, exclusive)
-                .map(|attr| (attr, self.net_open(net, attr.ino))),
+            Some(net) => self.net_create(net, parent, name, exclusive, by.uid),
             None => self
                 .table
                 .create(parent, name, wants_read, exclusive, by, now())
@@ -505,7 +573,7 @@ impl Inner {
                 answer_read(parked.reply, result, tid);
                 self.wake(wakeups);
             }
-            ReadOutcome::Parked => self.parked(unique, handle.ino, &handle.slot),
+            ReadOutcome::Parked => self.parked(unique, tid, handle.ino, &handle.slot),
         }
     }
 
@@ -575,7 +643,7 @@ impl Inner {
         let parent = req.nodeid;
         let by = creator(req, mode, umask);
         let made = match self.net_at(parent) {
-            Some(net) => net.tree.lock().mkdir(parent, name),
+            Some(net) => net.tree.lock().mkdir(parent, name, by.uid),
             None => self.table.mkdir(parent, name, by, now()),
         };
         self.entry_reply(reply, made, "mkdir", req.pid);
@@ -608,7 +676,7 @@ impl Inner {
             Some(net) => match net.tree.lock().attr(ino) {
                 Ok(attr) if attr.kind == Kind::Directory => Err(SlotError::IsADirectory),
                 Ok(_) if wants_read => Err(SlotError::ReadDenied),
-                Ok(_) => Ok(self.net_open(net, ino)),
+                Ok(_) => self.net_open(net, ino, uid),
                 Err(e) => Err(e),
             },
             None => self.table.open(ino, wants_read, uid).map(|(fh, _role)| fh),
@@ -621,7 +689,9 @@ impl Inner {
 
     fn release(&self, fh: u64, reply: Reply) {
         if let Some(net) = self.net_handle(fh) {
-            net.handles.lock().remove(&fh);
+            if let Some((_, payer)) = net.handles.lock().remove(&fh) {
+                self.table.accounts().give_back(&payer, Charge::Handle, 1);
+            }
             return reply.ok();
         }
         let (closed, wakeups) = self.table.release(fh, now());
@@ -695,9 +765,8 @@ impl Inner {
         let ino = req.nodeid;
         if let Some(net) = self.net_at(ino) {
             let wanted = name.strip_prefix(BRIDGE_XATTR_PREFIX.as_bytes());
-            let value = net
-                .link
-                .attributes()
+            let value = self
+                .net_attributes(net)
                 .into_iter()
                 .find(|(attr, _)| ino == NET_ROOT && Some(attr.as_bytes()) == wanted);
             return match value {
@@ -736,9 +805,8 @@ impl Inner {
     fn listxattr(&self, tid: u32, ino: Ino, size: u32, reply: Reply) {
         if let Some(net) = self.net_at(ino) {
             let names: Vec<u8> = match ino {
-                NET_ROOT => net
-                    .link
-                    .attributes()
+                NET_ROOT => self
+                    .net_attributes(net)
                     .into_iter()
                     .flat_map(|(name, _)| format!("{BRIDGE_XATTR_PREFIX}{name}\0").into_bytes())
                     .collect(),
@@ -857,11 +925,22 @@ impl Handler for MailslotFs {
         self.0.interrupt(unique);
     }
 
+    /// Only the `.net` tree keeps what the kernel knows of; the local table
+    /// keeps each name until it is removed.
+    fn forget(&self, nodes: Forgets<'_>) {
+        if let Some(net) = &self.0.net {
+            let mut tree = net.tree.lock();
+            for (ino, count) in nodes.iter().filter(|(ino, _)| is_net(*ino)) {
+                tree.forget(ino, count);
+            }
+        }
+    }
+
     fn request(&self, req: Request<'_>, reply: Reply) {
         let fs = &*self.0;
         let (tid, ino) = (req.pid, req.nodeid);
         match req.op {
-            Operation::Lookup { name } => fs.lookup(tid, ino, name, reply, true),
+            Operation::Lookup { name } => fs.lookup(tid, req.uid, ino, name, reply, true),
             Operation::Getattr => fs.attr_reply(reply, fs.getattr(ino), "getattr", tid),
             Operation::Setattr(set) => fs.setattr(&req, set, reply),
             Operation::Mkdir { name, mode, umask } => fs.mkdir(&req, name, mode, umask, reply),
@@ -930,7 +1009,7 @@ impl Handler for MailslotFs {
             }
             Operation::Destroy => reply.ok(),
             Operation::Init { .. } => reply.error(libc::EPROTO),
-            Operation::Interrupt { .. } | Operation::Forget | Operation::Unsupported(_) => {
+            Operation::Interrupt { .. } | Operation::Forget(_) | Operation::Unsupported(_) => {
                 reply.error(libc::ENOSYS)
             }
         }

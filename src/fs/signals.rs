@@ -10,6 +10,15 @@
 //! return the message first and run the handler after, which loses
 //! nothing. A reader in a pid namespace we cannot see (tid 0) is not
 //! checked; its INTERRUPT still ends its wait.
+//!
+//! The same file answers a second question on FUSE-over-io_uring: was a
+//! parked read's caller signalled before the kernel put its request in a
+//! ring entry? `/dev/fuse` sends the INTERRUPT of such a request once it is
+//! read (fs/fuse/dev.c checks FR_INTERRUPTED after FR_SENT); the ring path
+//! (dev_uring.c, as of 6.18) does not, so no INTERRUPT ever comes and the
+//! caller, its signal noticed, sleeps in the kernel's killable wait (state
+//! D) until we answer. A caller asleep in the ordinary wait (S) will get
+//! its INTERRUPT through `/dev/fuse` if a signal comes later.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -35,20 +44,38 @@ impl DeliveryCheck {
     /// Whether a message handed to thread `tid` now could be lost. A `tid`
     /// of 0 (a pid namespace we cannot see) never counts.
     pub(crate) fn about_to_be_interrupted(&self, tid: u32) -> bool {
+        tid != 0
+            && self
+                .with_stat(tid, own_signals_pending)
+                .flatten()
+                .unwrap_or(true)
+    }
+
+    /// How thread `tid`, whose request we hold, waits for our answer:
+    /// asleep as any caller (S), or in the kernel's killable wait (D) that
+    /// only a signal puts it in, or neither yet (running or gone).
+    pub(crate) fn caller_wait(&self, tid: u32) -> CallerWait {
+        match self.with_stat(tid, thread_state).flatten() {
+            Some(b'S') => CallerWait::Asleep,
+            Some(b'D') => CallerWait::Interrupted,
+            _ => CallerWait::Unsettled,
+        }
+    }
+
+    /// `parse` of thread `tid`'s stat line; `None` when the thread is gone.
+    fn with_stat<T>(&self, tid: u32, parse: impl Fn(&[u8]) -> T) -> Option<T> {
         if tid == 0 {
-            return false;
+            return None;
         }
         let mut buf = [0u8; 1024];
         for attempt in 0..2 {
-            let Some(file) = self.stat_file(tid, attempt > 0) else {
-                return true;
-            };
+            let file = self.stat_file(tid, attempt > 0)?;
             if let Ok(n) = file.read_at(&mut buf, 0) {
-                return own_signals_pending(&buf[..n]).unwrap_or(true);
+                return Some(parse(&buf[..n]));
             }
             // Its thread is gone; a new thread may have its number now.
         }
-        true
+        None
     }
 
     /// The descriptor for `tid`, opened anew when `fresh` or not yet open;
@@ -65,6 +92,23 @@ impl DeliveryCheck {
         files.insert(tid, file.clone());
         Some(file)
     }
+}
+
+/// See [`DeliveryCheck::caller_wait`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CallerWait {
+    Asleep,
+    Interrupted,
+    Unsettled,
+}
+
+/// The state letter of one `/proc/<tid>/stat` line, after the command name.
+fn thread_state(stat: &[u8]) -> Option<u8> {
+    let after_name = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
+    after_name
+        .iter()
+        .copied()
+        .find(|b| !b.is_ascii_whitespace())
 }
 
 /// `signal & !blocked` from one `/proc/<tid>/stat` line: fields 31 and 32,
@@ -140,6 +184,9 @@ mod tests {
             Some(false)
         );
         assert_eq!(own_signals_pending(b"42 (cut"), None);
+        assert_eq!(thread_state(line("a) D (c", 0, 0).as_bytes()), Some(b'0'));
+        assert_eq!(thread_state(b"42 (x) D 1 2"), Some(b'D'));
+        assert_eq!(thread_state(b"42 (x"), None);
     }
 
     #[test]

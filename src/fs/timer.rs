@@ -1,6 +1,7 @@
 //! The one thread that answers what nobody else will when its time comes:
-//! parked reads whose deadline passed, and lookups/creates that waited for
-//! a slot's release that never came. It sleeps until the next deadline,
+//! parked reads whose deadline passed, lookups/creates that waited for a
+//! slot's release that never came, and the one late look at a parked
+//! read's caller on FUSE-over-io_uring (fs/signals.rs). It sleeps until the next deadline,
 //! and with none it sleeps until one is set: a mount whose readers wait
 //! forever costs no wake-up at all.
 
@@ -17,7 +18,8 @@ use crate::slot::table::{Ino, SlotRef};
 type DeferredOp = Box<dyn FnOnce(&Inner) + Send>;
 
 struct Deferred {
-    ino: Ino,
+    /// The slot whose release also runs it, if any.
+    ino: Option<Ino>,
     deadline: Instant,
     op: DeferredOp,
 }
@@ -71,13 +73,18 @@ impl Timer {
         grace: Duration,
         op: impl FnOnce(&Inner) + Send + 'static,
     ) {
-        let deadline = Instant::now() + grace;
+        self.push(Some(ino), grace, Box::new(op));
+    }
+
+    /// Runs `op` after `delay`.
+    pub(crate) fn after(&self, delay: Duration, op: impl FnOnce(&Inner) + Send + 'static) {
+        self.push(None, delay, Box::new(op));
+    }
+
+    fn push(&self, ino: Option<Ino>, delay: Duration, op: DeferredOp) {
+        let deadline = Instant::now() + delay;
         let mut state = self.state.lock();
-        state.deferred.push(Deferred {
-            ino,
-            deadline,
-            op: Box::new(op),
-        });
+        state.deferred.push(Deferred { ino, deadline, op });
         self.wake_if_sooner(&state, deadline);
     }
 
@@ -92,7 +99,7 @@ impl Timer {
         let ops = {
             let mut state = self.state.lock();
             state.scheduled.remove(&ino);
-            take_deferred(&mut state, |d| d.ino == ino)
+            take_deferred(&mut state, |d| d.ino == Some(ino))
         };
         for d in ops {
             (d.op)(inner);

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 
 use super::abi::{self, NOTIFY_POLL, OUT_HEADER};
 use super::reply::Reply;
-use super::request::{Operation, Request, decode};
+use super::request::{Forgets, Operation, Request, decode};
 use super::uring::RingReply;
 
 /// Where a reply goes: the descriptor that read the request, or the ring
@@ -78,6 +78,8 @@ pub trait Handler: Send + Sync + 'static {
     /// The caller of request `unique` got a signal: answer it EINTR if it
     /// is still waiting, or remember that it was interrupted.
     fn interrupt(&self, unique: u64);
+    /// The kernel dropped `nlookup` of its lookups of each node named.
+    fn forget(&self, nodes: Forgets<'_>);
 }
 
 /// Hands one request from the kernel to `handler`: INTERRUPT and FORGET
@@ -89,9 +91,9 @@ pub fn dispatch(handler: &dyn Handler, buf: &[u8], sender: Sender) {
             ..
         }) => handler.interrupt(unique),
         Ok(Request {
-            op: Operation::Forget,
+            op: Operation::Forget(nodes),
             ..
-        }) => {}
+        }) => handler.forget(nodes),
         Ok(request) => {
             let reply = Reply::new(request.unique, sender);
             if log::log_enabled!(log::Level::Trace) {

@@ -36,7 +36,7 @@ pub enum Operation<'a> {
     },
     Destroy,
     /// FORGET and BATCH_FORGET: no reply is expected.
-    Forget,
+    Forget(Forgets<'a>),
     Interrupt {
         unique: u64,
     },
@@ -125,6 +125,33 @@ pub enum Operation<'a> {
     Unsupported(u32),
 }
 
+/// The nodes a FORGET or BATCH_FORGET is about, each with the number of
+/// lookups the kernel drops from its count.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Forgets<'a> {
+    One {
+        nodeid: u64,
+        nlookup: u64,
+    },
+    /// `fuse_forget_one` records, 16 bytes each, whole.
+    Batch(&'a [u8]),
+}
+
+impl<'a> Forgets<'a> {
+    /// `(nodeid, nlookup)` of each node.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
+        let (one, batch) = match *self {
+            Forgets::One { nodeid, nlookup } => (Some((nodeid, nlookup)), &[][..]),
+            Forgets::Batch(records) => (None, records),
+        };
+        one.into_iter().chain(batch.chunks_exact(16).map(|r| {
+            let mut f = Fields(r);
+            // Sixteen bytes always hold two u64s.
+            (f.u64().unwrap_or(0), f.u64().unwrap_or(0))
+        }))
+    }
+}
+
 /// Why a buffer is not a request. `unique` is known when the header was
 /// readable, so the kernel can still be answered (EIO).
 #[derive(Debug, PartialEq, Eq)]
@@ -204,7 +231,7 @@ pub fn decode(buf: &[u8]) -> Result<Request<'_>, DecodeError> {
         ));
     }
     let body = &buf[IN_HEADER..];
-    let op = operation(code, Fields(body)).map_err(|why| fail(Some(unique), why))?;
+    let op = operation(code, nodeid, Fields(body)).map_err(|why| fail(Some(unique), why))?;
     Ok(Request {
         unique,
         nodeid,
@@ -215,7 +242,7 @@ pub fn decode(buf: &[u8]) -> Result<Request<'_>, DecodeError> {
     })
 }
 
-fn operation(code: u32, mut f: Fields<'_>) -> Result<Operation<'_>, &'static str> {
+fn operation(code: u32, nodeid: u64, mut f: Fields<'_>) -> Result<Operation<'_>, &'static str> {
     use Operation as Op;
     Ok(match code {
         opcode::INIT => {
@@ -232,7 +259,18 @@ fn operation(code: u32, mut f: Fields<'_>) -> Result<Operation<'_>, &'static str
             }
         }
         opcode::DESTROY => Op::Destroy,
-        opcode::FORGET | opcode::BATCH_FORGET => Op::Forget,
+        opcode::FORGET => Op::Forget(Forgets::One {
+            nodeid,
+            nlookup: f.u64()?,
+        }),
+        opcode::BATCH_FORGET => {
+            let count = f.u32()? as usize;
+            f.skip(4)?;
+            let records = count
+                .checked_mul(16)
+                .ok_or("more forget records than fit")?;
+            Op::Forget(Forgets::Batch(f.take(records)?))
+        }
         opcode::INTERRUPT => Op::Interrupt { unique: f.u64()? },
         opcode::LOOKUP => Op::Lookup { name: f.name()? },
         opcode::GETATTR => Op::Getattr,
@@ -451,19 +489,58 @@ mod tests {
                 &[7, 0, 0, 0, 45, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0],
             ),
             framed(opcode::IOCTL, 5, &[0; 32]),
+            framed(opcode::BATCH_FORGET, 0, &batch_forget(&[(7, 1), (8, 2)])),
         ];
+        let decode_all = |buf: &[u8]| {
+            if let Ok(Request {
+                op: Operation::Forget(nodes),
+                ..
+            }) = decode(buf)
+            {
+                nodes.iter().for_each(drop);
+            }
+        };
         for sample in &samples {
             for cut in 0..sample.len() {
-                let _ = decode(&sample[..cut]);
+                decode_all(&sample[..cut]);
             }
             for i in 0..sample.len() {
                 for bit in 0..8 {
                     let mut mutated = sample.clone();
                     mutated[i] ^= 1 << bit;
-                    let _ = decode(&mutated);
+                    decode_all(&mutated);
                 }
             }
         }
+    }
+
+    fn batch_forget(nodes: &[(u64, u64)]) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend((nodes.len() as u32).to_ne_bytes());
+        body.extend([0u8; 4]);
+        for (nodeid, nlookup) in nodes {
+            body.extend(nodeid.to_ne_bytes());
+            body.extend(nlookup.to_ne_bytes());
+        }
+        body
+    }
+
+    #[test]
+    fn forgets_name_each_node_and_how_many_lookups_it_loses() {
+        let one = framed(opcode::FORGET, 0, &3u64.to_ne_bytes());
+        let Operation::Forget(nodes) = decode(&one).unwrap().op else {
+            panic!("not a forget");
+        };
+        assert_eq!(nodes.iter().collect::<Vec<_>>(), [(1, 3)]);
+        let batch = framed(opcode::BATCH_FORGET, 0, &batch_forget(&[(7, 1), (8, 2)]));
+        let Operation::Forget(nodes) = decode(&batch).unwrap().op else {
+            panic!("not a forget");
+        };
+        assert_eq!(nodes.iter().collect::<Vec<_>>(), [(7, 1), (8, 2)]);
+        // A count beyond the records sent is malformed, not a short read.
+        let mut short = batch_forget(&[(7, 1)]);
+        short[0] = 2;
+        assert!(decode(&framed(opcode::BATCH_FORGET, 0, &short)).is_err());
     }
 
     #[test]

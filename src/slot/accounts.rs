@@ -33,6 +33,9 @@ pub const SLOT_COST: u64 = 1280;
 /// What a name's bytes cost on top: it is stored three times (spelling,
 /// case-folded key, and the key again in its parent's map).
 pub const NAME_COPIES: u64 = 3;
+/// A node of the `.net` tree: target, directory or endpoint (measured
+/// ... B with ...-byte names), beyond the bytes of its name.
+pub const NET_NAME_COST: u64 = 512;
 /// One open handle on a slot (measured 168 B).
 pub const HANDLE_COST: u64 = 192;
 /// One read parked in a slot, with what the transport holds for it. On
@@ -56,6 +59,8 @@ pub enum Charge {
     Directory(usize),
     /// A slot whose name is this many bytes long.
     Slot(usize),
+    /// A `.net` node whose name is this many bytes long.
+    NetName(usize),
     Handle,
     ParkedRead,
     PollWaiter,
@@ -69,6 +74,7 @@ impl Charge {
         match self {
             Charge::Directory(name) => DIRECTORY_COST + NAME_COPIES * name as u64,
             Charge::Slot(name) => SLOT_COST + NAME_COPIES * name as u64,
+            Charge::NetName(name) => NET_NAME_COST + NAME_COPIES * name as u64,
             Charge::Handle => HANDLE_COST,
             Charge::ParkedRead => PARKED_READ_COST,
             Charge::PollWaiter => POLL_WAITER_COST,
@@ -79,7 +85,7 @@ impl Charge {
     /// Entries charged against `max_entries` and `user_entries`: names only.
     pub fn entries(self) -> u64 {
         match self {
-            Charge::Directory(_) | Charge::Slot(_) => 1,
+            Charge::Directory(_) | Charge::Slot(_) | Charge::NetName(_) => 1,
             _ => 0,
         }
     }

@@ -211,7 +211,7 @@ impl<K: Parking> Table<K> {
     }
 
     /// Every user's account, the ceilings and the refusals.
-    pub fn accounts(&self) -> &Accounts {
+    pub fn accounts(&self) -> &Arc<Accounts> {
         &self.accounts
     }
 
