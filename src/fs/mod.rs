@@ -136,6 +136,8 @@ struct Net {
     /// for the handle.
     handles: Mutex<HashMap<Fh, (Ino, Arc<Account>)>>,
     next_fh: AtomicU64,
+    /// A trim of the tree is waiting for the timer thread.
+    trimming: AtomicBool,
 }
 
 /// The file system the kernel interface serves.
@@ -163,6 +165,7 @@ impl MailslotFs {
             )),
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(NET_FH_BASE),
+            trimming: AtomicBool::new(false),
         });
         let inner = Arc::new(Inner {
             table,
@@ -296,6 +299,35 @@ impl Inner {
         attributes
     }
 
+    /// Runs `op`, which tells the kernel of a `.net` node, on the tree. Once
+    /// the tree has grown past what the kernel may keep, the timer thread
+    /// asks the kernel to drop the oldest names: never a request's thread,
+    /// as the kernel takes the directory's lock for that, which the request
+    /// being answered may hold.
+    fn net_tree<R>(&self, net: &Net, op: impl FnOnce(&mut NetTree) -> R) -> R {
+        let mut tree = net.tree.lock();
+        let result = op(&mut tree);
+        if tree.overgrown() && !net.trimming.swap(true, Ordering::AcqRel) {
+            self.timer.after(Duration::ZERO, Inner::trim_net);
+        }
+        result
+    }
+
+    /// Asks the kernel to drop the `.net` names used longest ago.
+    fn trim_net(&self) {
+        let Some(net) = &self.net else {
+            return;
+        };
+        let names = net.tree.lock().trim();
+        net.trimming.store(false, Ordering::Release);
+        let notifier = self.notifier.lock().clone();
+        if let Some(notifier) = notifier {
+            for (parent, name) in names {
+                notifier.inval_entry(parent, &name);
+            }
+        }
+    }
+
     /// A new handle on endpoint `ino`, charged to `uid`.
     fn net_open(&self, net: &Net, ino: Ino, uid: u32) -> Result<Fh, SlotError> {
         let accounts = self.table.accounts();
@@ -316,7 +348,7 @@ impl Inner {
         exclusive: bool,
         uid: u32,
     ) -> Result<(Attr, Fh), SlotError> {
-        let attr = net.tree.lock().create(parent, name, exclusive, uid)?;
+        let attr = self.net_tree(net, |tree| tree.create(parent, name, exclusive, uid))?;
         match self.net_open(net, attr.ino, uid) {
             Ok(fh) => Ok((attr, fh)),
             Err(e) => {
@@ -472,9 +504,9 @@ impl Inner {
                     net.tree.lock().attr(NET_ROOT)
                 })
         } else if let Some(net) = self.net_at(parent) {
-            net.tree
-                .lock()
-                .lookup(parent, name, uid, |path| self.is_local_dir(path))
+            self.net_tree(net, |tree| {
+                tree.lookup(parent, name, uid, |path| self.is_local_dir(path))
+            })
         } else {
             self.table.lookup(parent, name)
         };
@@ -643,7 +675,7 @@ impl Inner {
         let parent = req.nodeid;
         let by = creator(req, mode, umask);
         let made = match self.net_at(parent) {
-            Some(net) => net.tree.lock().mkdir(parent, name, by.uid),
+            Some(net) => self.net_tree(net, |tree| tree.mkdir(parent, name, by.uid)),
             None => self.table.mkdir(parent, name, by, now()),
         };
         self.entry_reply(reply, made, "mkdir", req.pid);

@@ -17,12 +17,15 @@
 //! Any user can name any target, so the tree must not keep what it was
 //! only asked about: targets, mirrored directories and endpoints live while
 //! the kernel knows them (it counts its lookups of a node and sends FORGET
-//! when it drops them; every entry is answered uncached, so that comes as
-//! soon as nothing uses the name). Directories made with `mkdir` stay until
-//! `rmdir`. Every node is charged to the user who made it, as local names
-//! are, so the limits of `-o max_entries` and the per-user shares bound the
-//! tree even while something holds its nodes.
-use std::collections::HashMap;
+//! when it drops them). The kernel keeps an unused name in its dentry cache
+//! until memory runs short, even answered uncached, so once more than
+//! [`NET_KEPT`] such nodes are known the tree asks it to drop the names
+//! used longest ago ([`NetTree::trim`]); those not in use are then
+//! forgotten. Directories made with `mkdir` stay until `rmdir`. Every node
+//! is charged to the user who made it, as local names are, so the limits of
+//! `-o max_entries` and the per-user shares bound the tree even while
+//! something holds its nodes.
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -41,6 +44,14 @@ pub(crate) const NET_DIR: &str = ".net";
 const PRIMARY_DOMAIN: &str = "*";
 /// Block size reported for endpoints: any network message fits.
 const ENDPOINT_IO_SIZE: u32 = 4096;
+/// Nodes made by being named that the tree lets the kernel keep; past this
+/// it asks the kernel to drop the older half. A few hundred names cost
+/// about 1 kB each in the kernel and here, and cover every name a working
+/// set of applications uses at once.
+const NET_KEPT: usize = 512;
+/// Spellings of one name the tree remembers the kernel may hold (it looks
+/// names up case-insensitively, and the kernel caches each spelling used).
+const ALIASES_KEPT: usize = 4;
 
 /// Whether `ino` belongs to the `.net` tree.
 pub(crate) fn is_net(ino: Ino) -> bool {
@@ -76,6 +87,10 @@ struct Node {
     /// Lookups the kernel holds: one per entry answered, less what FORGET
     /// gave back.
     lookups: u64,
+    /// The names the kernel may hold this node under since the last trim.
+    aliases: Vec<Box<[u8]>>,
+    /// When it was last named, as the key in `NetTree::recent`.
+    used: u64,
     /// Who pays for the node (none for the `Always` ones).
     payer: Option<Arc<Account>>,
 }
@@ -87,6 +102,10 @@ pub(crate) struct NetTree {
     owner: (u32, u32),
     born: SystemTime,
     accounts: Arc<Accounts>,
+    /// Nodes made by being named that the kernel was told of since the last
+    /// trim, oldest use first.
+    recent: BTreeMap<u64, Ino>,
+    uses: u64,
 }
 
 impl NetTree {
@@ -100,6 +119,8 @@ impl NetTree {
             children: HashMap::new(),
             life: Life::Always,
             lookups: 0,
+            aliases: Vec::new(),
+            used: 0,
             payer: None,
         };
         let mut tree = NetTree {
@@ -108,6 +129,8 @@ impl NetTree {
             owner,
             born,
             accounts,
+            recent: BTreeMap::new(),
+            uses: 0,
         };
         let star = Target::parse(PRIMARY_DOMAIN).unwrap_or_else(|_| unreachable!());
         let (key, role) = (star.key(), Role::Target(star));
@@ -185,7 +208,7 @@ impl NetTree {
             }
             Role::Endpoint => return Err(SlotError::NotADirectory),
         };
-        self.known(ino)
+        self.known(ino, name)
     }
 
     /// The target directory `name` under `.net`, made on first use.
@@ -218,7 +241,7 @@ impl NetTree {
             return Err(SlotError::Exists);
         }
         let ino = self.make(parent, &name, Role::Directory, Life::UntilRemoved, uid)?;
-        self.known(ino)
+        self.known(ino, name.spelling().as_bytes())
     }
 
     /// `rmdir` of a directory below a target once it holds nothing;
@@ -255,7 +278,7 @@ impl NetTree {
             None => self.make(parent, &name, Role::Endpoint, Life::WhileKnown, uid)?,
         };
         match self.attr(ino)? {
-            attr if attr.kind == Kind::Slot => self.known(ino),
+            attr if attr.kind == Kind::Slot => self.known(ino, name.spelling().as_bytes()),
             _ => Err(SlotError::IsADirectory),
         }
     }
@@ -347,13 +370,50 @@ impl NetTree {
         self.nodes.get(&ino).map(|n| n.spelling.clone())
     }
 
-    /// The attributes of `ino`, now that the kernel holds one more lookup.
-    fn known(&mut self, ino: Ino) -> Result<Attr, SlotError> {
+    /// The attributes of `ino`, now that the kernel holds one more lookup
+    /// of it, under `name`.
+    fn known(&mut self, ino: Ino, name: &[u8]) -> Result<Attr, SlotError> {
         let attr = self.attr(ino)?;
-        if let Some(node) = self.nodes.get_mut(&ino) {
-            node.lookups += 1;
+        let Some(node) = self.nodes.get_mut(&ino) else {
+            return Ok(attr);
+        };
+        node.lookups += 1;
+        if node.life == Life::WhileKnown {
+            if !node.aliases.iter().any(|a| **a == *name) {
+                if node.aliases.len() == ALIASES_KEPT {
+                    node.aliases.remove(0);
+                }
+                node.aliases.push(name.into());
+            }
+            self.recent.remove(&node.used);
+            self.uses += 1;
+            node.used = self.uses;
+            self.recent.insert(self.uses, ino);
         }
         Ok(attr)
+    }
+
+    /// Whether more nodes made by being named are known than the tree lets
+    /// the kernel keep.
+    pub(crate) fn overgrown(&self) -> bool {
+        self.recent.len() > NET_KEPT
+    }
+
+    /// The names (parent and name) the kernel should drop so that at most
+    /// half of [`NET_KEPT`] remain, those used longest ago first. The kernel
+    /// drops each unless it is in use, then sends FORGET; a node still in
+    /// use stays until that ends, and comes back here when named again.
+    pub(crate) fn trim(&mut self) -> Vec<(Ino, Box<[u8]>)> {
+        let mut names = Vec::new();
+        while self.recent.len() > NET_KEPT / 2 {
+            let Some((_, ino)) = self.recent.pop_first() else {
+                break;
+            };
+            if let Some(node) = self.nodes.get_mut(&ino) {
+                names.extend(node.aliases.drain(..).map(|alias| (node.parent, alias)));
+            }
+        }
+        names
     }
 
     /// Charges a node named with `name_len` bytes to `uid`.
@@ -398,6 +458,8 @@ impl NetTree {
                 children: HashMap::new(),
                 life,
                 lookups: 0,
+                aliases: Vec::new(),
+                used: 0,
                 payer,
             },
         );
@@ -414,6 +476,9 @@ impl NetTree {
         };
         if let Some(dir) = self.nodes.get_mut(&node.parent) {
             dir.children.remove(&node.key);
+        }
+        if self.recent.get(&node.used) == Some(&ino) {
+            self.recent.remove(&node.used);
         }
         if let Some(payer) = node.payer {
             let charge = Charge::NetName(node.spelling.len());
@@ -486,6 +551,44 @@ mod tests {
         );
         // While known, the directory stays, whatever the local tree does.
         assert_eq!(t.lookup_name(sue, b"MYAPP").unwrap().ino, app.ino);
+    }
+
+    #[test]
+    fn past_what_the_kernel_may_keep_the_oldest_names_are_dropped() {
+        let mut t = tree();
+        let first = t.lookup_name(NET_ROOT, b"Host0").unwrap().ino;
+        t.lookup_name(NET_ROOT, b"HOST0").unwrap();
+        let made = t.mkdir(first, b"made", USER).unwrap().ino;
+        let hosts: Vec<Ino> = (1..NET_KEPT)
+            .map(|i| {
+                t.lookup_name(NET_ROOT, format!("HOST{i}").as_bytes())
+                    .unwrap()
+                    .ino
+            })
+            .collect();
+        assert!(
+            !t.overgrown(),
+            "made directories are not the kernel's to drop"
+        );
+        t.lookup_name(NET_ROOT, b"ONEMORE").unwrap();
+        assert!(t.overgrown());
+        let names = t.trim();
+        // The older half, oldest first, under every spelling the kernel
+        // was given.
+        let dropped = NET_KEPT / 2;
+        assert_eq!(names.len(), dropped + 2);
+        assert_eq!(names[0], (NET_ROOT, b"Host0".to_vec().into()));
+        assert_eq!(names[1], (NET_ROOT, b"HOST0".to_vec().into()));
+        assert_eq!(names[2], (NET_ROOT, b"HOST1".to_vec().into()));
+        assert!(!t.overgrown());
+        // The kernel forgets them; the one with a made directory stays.
+        t.forget(first, 2);
+        for &ino in &hosts[..dropped] {
+            t.forget(ino, 1);
+        }
+        assert!(t.attr(first).is_ok() && t.attr(made).is_ok());
+        assert!(hosts[..dropped].iter().all(|&ino| t.attr(ino).is_err()));
+        assert!(t.attr(hosts[dropped]).is_ok());
     }
 
     #[test]

@@ -83,6 +83,7 @@ pub const POLL_SCHEDULE_NOTIFY: u32 = 1 << 0;
 pub const IOCTL_UNRESTRICTED: u32 = 1 << 1;
 /// Notification codes, sent with `unique` 0 and the code as `error`.
 pub const NOTIFY_POLL: i32 = 1;
+pub const NOTIFY_INVAL_ENTRY: i32 = 3;
 
 /// A request's `unique` with this bit set is an interrupt's own id.
 pub const INT_REQ_BIT: u64 = 1;
@@ -97,6 +98,7 @@ pub const ATTR: usize = 88;
 pub const ENTRY_OUT: usize = 40 + ATTR;
 pub const ATTR_OUT: usize = 16 + ATTR;
 pub const INIT_OUT: usize = 64;
+pub const NOTIFY_INVAL_ENTRY_OUT: usize = 16;
 
 /// Directory entry types (`DT_*`), in `fuse_dirent.type`.
 pub const DT_DIR: u32 = 4;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
-use super::abi::{self, NOTIFY_POLL, OUT_HEADER};
+use super::abi::{self, NOTIFY_INVAL_ENTRY, NOTIFY_INVAL_ENTRY_OUT, NOTIFY_POLL, OUT_HEADER};
 use super::reply::Reply;
 use super::request::{Forgets, Operation, Request, decode};
 use super::uring::RingReply;
@@ -56,8 +56,9 @@ fn write_reply(fd: &OwnedFd, parts: &[&[u8]]) {
     }
 }
 
-/// Sends notifications (FUSE_NOTIFY_POLL) on the connection: always
-/// through `/dev/fuse`, whichever transport carries requests.
+/// Sends notifications (FUSE_NOTIFY_POLL, FUSE_NOTIFY_INVAL_ENTRY) on the
+/// connection: always through `/dev/fuse`, whichever transport carries
+/// requests.
 #[derive(Clone)]
 pub struct Notifier(Arc<OwnedFd>);
 
@@ -68,6 +69,23 @@ impl Notifier {
         header[..4].copy_from_slice(&((OUT_HEADER + 8) as u32).to_ne_bytes());
         header[4..8].copy_from_slice(&NOTIFY_POLL.to_ne_bytes());
         write_reply(&self.0, &[&header, &kh.to_ne_bytes()]);
+    }
+
+    /// Tells the kernel to drop its cached entry `name` in directory
+    /// `parent` (FUSE_NOTIFY_INVAL_ENTRY); once nothing uses the node it
+    /// sends FORGET. The kernel takes the directory's lock: never call this
+    /// while answering a request on that directory.
+    pub fn inval_entry(&self, parent: u64, name: &[u8]) {
+        // fuse_notify_inval_entry_out: parent, namelen, flags (0: drop,
+        // not only expire); then the name and a NUL.
+        let mut body = [0u8; NOTIFY_INVAL_ENTRY_OUT];
+        body[..8].copy_from_slice(&parent.to_ne_bytes());
+        body[8..12].copy_from_slice(&(name.len() as u32).to_ne_bytes());
+        let len = OUT_HEADER + NOTIFY_INVAL_ENTRY_OUT + name.len() + 1;
+        let mut header = [0u8; OUT_HEADER];
+        header[..4].copy_from_slice(&(len as u32).to_ne_bytes());
+        header[4..8].copy_from_slice(&NOTIFY_INVAL_ENTRY.to_ne_bytes());
+        write_reply(&self.0, &[&header, &body, name, &[0]]);
     }
 }
 

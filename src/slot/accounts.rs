@@ -34,7 +34,8 @@ pub const SLOT_COST: u64 = 1280;
 /// case-folded key, and the key again in its parent's map).
 pub const NAME_COPIES: u64 = 3;
 /// A node of the `.net` tree: target, directory or endpoint (measured
-/// ... B with ...-byte names), beyond the bytes of its name.
+/// 455 B with 14-byte names: 20,000 `mkdir`s under `.net/SUE`, release
+/// build), beyond the bytes of its name.
 pub const NET_NAME_COST: u64 = 512;
 /// One open handle on a slot (measured 168 B).
 pub const HANDLE_COST: u64 = 192;
