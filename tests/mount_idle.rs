@@ -50,8 +50,18 @@ fn two_hundred_waiting_readers_wake_the_daemon_never() {
     );
     let pid = child.id() as i32;
     let mut out = Lines::new(&mut child);
-    out.expect("ready\n", PARKING_TIMEOUT);
     let daemon = m.pid();
+    // Once seen stuck on a loaded machine: say where everything waited.
+    if let Err(failure) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        out.expect("ready\n", PARKING_TIMEOUT)
+    })) {
+        eprintln!(
+            "daemon:\n{}\nclients:\n{}",
+            threads_of(daemon),
+            threads_of(pid)
+        );
+        std::panic::resume_unwind(failure);
+    }
     let before = context_switches(daemon);
     // A measurement window, not synchronisation: nothing may happen in it.
     std::thread::sleep(Duration::from_secs(2));

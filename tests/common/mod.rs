@@ -197,6 +197,40 @@ pub fn pid_alive(pid: i32) -> bool {
 }
 
 /// The scheduler state letter of a pid (R, S, D, Z...).
+/// Each thread of `pid` with its state and where it waits in the kernel,
+/// for the message of a test that timed out.
+pub fn threads_of(pid: i32) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("{pid}: gone");
+    };
+    let mut lines: Vec<String> = tasks
+        .flatten()
+        .map(|task| {
+            let read =
+                |file: &str| std::fs::read_to_string(task.path().join(file)).unwrap_or_default();
+            let stat = read("stat");
+            let state = stat
+                .rsplit_once(") ")
+                .map_or("?", |(_, rest)| &rest[..1])
+                .to_owned();
+            let stack = read("stack")
+                .lines()
+                .take(4)
+                .collect::<Vec<_>>()
+                .join(" < ");
+            format!(
+                "{} {} {} {}",
+                task.file_name().to_string_lossy(),
+                read("comm").trim(),
+                state,
+                stack
+            )
+        })
+        .collect();
+    lines.sort();
+    lines.join("\n")
+}
+
 pub fn pid_state(pid: i32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat.rsplit_once(") ")?.1.chars().next()
@@ -676,7 +710,10 @@ def wait_parked(names, timeout=5.0):
     def check():
         pending[:] = [n for n in pending if os.getxattr(P(n), "user.mailslot.waiting_readers") == b"0"]
         return not pending
-    return wait_for(check, timeout)
+    if wait_for(check, timeout):
+        return True
+    print("%d slots without a waiting reader after %ss: %s" % (len(pending), timeout, pending[:5]), flush=True)
+    return False
 def readable(fd, ms):
     return bool(select.select([fd], [], [], ms / 1000.0)[0])
 "#;
