@@ -34,19 +34,17 @@ fn print(bytes: &[u8]) -> Result<(), String> {
 /// the `-o` list and the mount-helper use. No date and no commit in it, so
 /// the committed man/mailslotfs.8 changes only when the interface does.
 pub fn man_page() -> String {
-    let mut cli = Cli::command();
-    cli.build();
-    let page = |cmd: &clap::Command| {
-        Man::new(cmd.clone())
-            .title("MAILSLOTFS")
-            .section("8")
-            .source(concat!("mailslotfs ", env!("CARGO_PKG_VERSION")))
-            .manual("System Manager's Manual")
-    };
-    let top = page(&cli);
-    let mut out = Roff::new().render();
+    let cli = Cli::command();
+    let top = Man::new(cli.clone());
+    // By hand: roff writes the empty date as nothing at all, which shifts
+    // the source and manual into the wrong .TH fields.
+    let mut out = Roff::new().render()
+        + concat!(
+            ".TH MAILSLOTFS 8 \"\" \"mailslotfs ",
+            env!("CARGO_PKG_VERSION"),
+            "\" \"System Manager's Manual\"\n"
+        );
     for render in [
-        Man::render_title,
         Man::render_name_section,
         Man::render_synopsis_section,
         Man::render_description_section,
@@ -80,7 +78,7 @@ pub fn man_page() -> String {
                     .long_help(None),
                 _ => a,
             });
-        let man = page(&sub);
+        let man = Man::new(sub.clone());
         for render in [
             Man::render_synopsis_section,
             Man::render_description_section,
