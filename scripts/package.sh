@@ -22,6 +22,7 @@ MAINTAINER=${MAINTAINER:-mailslotfs maintainers <mailslotfs@localhost>}
 # The Cargo version, as the binary names it: "mailslotfs 0.1.0 (commit ...)".
 version=$("$BIN" --version | awk '{print $2}')
 arch=$(dpkg --print-architecture)
+summary=$(sed -n 's/^description = "\(.*\)"$/\1/p' Cargo.toml)
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
@@ -53,7 +54,7 @@ Installed-Size: $installed_size
 Depends: fuse3, $libs
 Section: utils
 Priority: optional
-Description: Windows mailslots on Linux, as a FUSE file system
+Description: $summary
  A server creates a file under /mailslot; that file is its mailslot. Any
  other process writes datagrams into it with plain write(2), or echo; only
  the server reads them, one whole message per read(2). With --bridge it is
