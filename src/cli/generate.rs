@@ -53,12 +53,9 @@ pub fn man_page() -> String {
         out += &roff_of(|w| render(&top, w));
     }
     out += &roff_of(|w| Roff::new().control("SH", ["COMMANDS"]).to_writer(w));
-    // Unbuilt, so that -h and -V (the top command's OPTIONS) are not
-    // repeated under each command.
-    for sub in Cli::command()
-        .get_subcommands()
-        .filter(|s| !s.is_hide_set())
-    {
+    // Unbuilt (Man::new builds a copy), so -h, -V and `help`, listed
+    // once at the top, are not repeated under each command.
+    for sub in cli.get_subcommands().filter(|s| !s.is_hide_set()) {
         let mut heading = vec![sub.get_name()];
         heading.extend(sub.get_visible_aliases());
         out += &roff_of(|w| {
@@ -87,13 +84,14 @@ pub fn man_page() -> String {
             out += &nested(&roff_of(|w| render(&man, w)), &sub);
         }
     }
-    out += &roff_of(|w| mount_sections(&cli).to_writer(w));
+    out += &roff_of(|w| page_only_sections(&cli).to_writer(w));
     out
 }
 
 /// MOUNT OPTIONS (the list in `mount -o`'s long help: `  key  meaning`
-/// lines, deeper-indented lines continuing one) and MOUNT HELPER.
-fn mount_sections(cli: &clap::Command) -> Roff {
+/// lines, deeper-indented lines continuing one), MOUNT HELPER, EXIT STATUS
+/// and SEE ALSO.
+fn page_only_sections(cli: &clap::Command) -> Roff {
     let help = cli
         .find_subcommand("mount")
         .and_then(|m| m.get_arguments().find(|a| a.get_id() == "options"))
