@@ -85,9 +85,11 @@ pub enum Command {
     /// List every mailslot under a mount: owner, queue and totals.
     #[command(visible_alias = "ls")]
     Status(StatusArgs),
-    /// Print the shell completion script for SHELL (scripts/install.sh
-    /// installs them; by hand: `mailslotfs completions bash >
-    /// /usr/share/bash-completion/completions/mailslotfs`).
+    /// Print the shell completion script for SHELL.
+    ///
+    /// The Debian package and scripts/install.sh install them; by hand,
+    /// e.g. `mailslotfs completions bash >
+    /// /usr/share/bash-completion/completions/mailslotfs`.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
