@@ -94,9 +94,10 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page, mailslotfs(8), in roff: how man/mailslotfs.8 is
-    /// made.
-    #[command(hide = true)]
+    /// Print the man page, mailslotfs(8), as roff.
+    ///
+    /// `mailslotfs man | man -l -` reads it where it is not installed; it
+    /// is also how man/mailslotfs.8 is made.
     Man,
 }
 

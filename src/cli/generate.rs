@@ -55,7 +55,7 @@ pub fn man_page() -> String {
     out += &roff_of(|w| Roff::new().control("SH", ["COMMANDS"]).to_writer(w));
     // Unbuilt (Man::new builds a copy), so -h, -V and `help`, listed
     // once at the top, are not repeated under each command.
-    for sub in cli.get_subcommands().filter(|s| !s.is_hide_set()) {
+    for sub in cli.get_subcommands() {
         let mut heading = vec![sub.get_name()];
         heading.extend(sub.get_visible_aliases());
         out += &roff_of(|w| {
