@@ -33,6 +33,11 @@ strip --strip-unneeded "$root/usr/bin/mailslotfs"
 # -n: no name or time stamp in the header, so the same page gives the same bytes.
 gzip -9n "$root/usr/share/man/man8/mailslotfs.8"
 installed_size=$(du -sk --apparent-size "$root" | cut -f1)
+# Reproducible: every file dated by the last commit (dpkg-deb dates the
+# archive members by SOURCE_DATE_EPOCH), so the same tree gives the same
+# package.
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
+find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 
 # The C libraries the binary links, with the versions its symbols need.
 # dpkg-shlibdeps (dpkg-dev) finds the package's tree by its DEBIAN
