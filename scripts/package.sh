@@ -8,6 +8,7 @@
 #   BIN         an already built binary to package   (default: cargo build --release)
 #   OUTDIR      where the package goes                (default: target/debian)
 #   MAINTAINER  the Maintainer field                  (default: below)
+#   SOURCE_DATE_EPOCH  the files' date               (default: the last commit's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # What the tree gets is what the package installs: 0755 and 0644, whatever
