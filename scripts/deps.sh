@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages mailslotfs needs, when missing: `source
 # scripts/deps.sh` for running it (fuse3), `source scripts/deps.sh test` for
-# the test suite as well (network namespaces, Samba's nmbd, tshark). Does
-# nothing on a machine that has them.
+# the test suite as well (network namespaces, Samba's nmbd, tshark, the
+# Debian packaging tools and man). Does nothing on a machine that has them.
 set -euo pipefail
 deps_for=${1:-run}
 
@@ -17,6 +17,11 @@ if [ "$deps_for" = test ]; then
   have nsenter || need+=(util-linux)
   have nmbd || need+=(samba)
   have tshark || need+=(tshark)
+  # The package test: dpkg-shlibdeps for Depends, man(1) and groff to
+  # render the packaged page.
+  have dpkg-shlibdeps || need+=(dpkg-dev)
+  have man || need+=(man-db)
+  have groff || need+=(groff-base)
 fi
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then

@@ -29,7 +29,7 @@ fn install(stage: &Path) {
 }
 
 #[test]
-fn install_script_lays_out_binary_helpers_units_and_examples() {
+fn install_script_lays_out_binary_helpers_units_examples_man_page_and_completions() {
     let stage = temp_dir("stage");
     let _scratch = Scratch(vec![stage.clone()]);
     install(&stage);
@@ -52,6 +52,23 @@ fn install_script_lays_out_binary_helpers_units_and_examples() {
         "messenger.py",
     ] {
         assert!(examples.join(example).is_file(), "{example}");
+    }
+    let share = stage.join("usr/local/share");
+    let page = std::fs::read_to_string(share.join("man/man8/mailslotfs.8")).unwrap();
+    assert!(page.contains("\n.TH MAILSLOTFS 8 "), "{page}");
+    for (completion, says) in [
+        (
+            "bash-completion/completions/mailslotfs",
+            "complete -F _mailslotfs",
+        ),
+        ("zsh/site-functions/_mailslotfs", "#compdef mailslotfs"),
+        (
+            "fish/vendor_completions.d/mailslotfs.fish",
+            "complete -c mailslotfs",
+        ),
+    ] {
+        let script = std::fs::read_to_string(share.join(completion)).unwrap();
+        assert!(script.contains(says), "{completion}: {script}");
     }
 }
 

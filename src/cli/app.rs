@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::tools;
+use super::{generate, tools};
 use crate::bridge::net::Link;
 use crate::cli::{Command, MountArgs, parse_mount_options};
 use crate::fs::{Control, FsConfig, MailslotFs};
@@ -22,6 +22,8 @@ pub fn run(command: Command) -> Result<(), String> {
         Command::Send(args) => tools::send(&args),
         Command::Info(args) => tools::info(&args),
         Command::Status(args) => tools::status(&args),
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Man => generate::man(),
     }
 }
 

@@ -15,6 +15,30 @@ use crate::slot::memory::message_cost;
 use crate::slot::table::SlotDefaults;
 use crate::wire::{NETBIOS_DATAGRAM_PORT, NetbiosName};
 
+/// What `--version` shows after the name: the Cargo version and the
+/// commit built (build.rs), so that a report names the exact code.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MAILSLOTFS_COMMIT"),
+    ")"
+);
+
+/// Mounting through mount(8), as `--help` and the man page show it.
+macro_rules! helper_example {
+    () => {
+        "mount -t fuse.mailslotfs none /mailslot -o allow_other"
+    };
+}
+
+/// The fstab line, as `--help` and the man page show it.
+macro_rules! fstab_example {
+    () => {
+        "mailslotfs /mailslot fuse.mailslotfs allow_other,nofail 0 0"
+    };
+}
+pub(crate) use {fstab_example, helper_example};
+
 /// Windows mailslots on Linux, as a FUSE file system.
 ///
 /// A server creates a file under the mount (`cat <> /mailslot/chat`); that
@@ -24,11 +48,14 @@ use crate::wire::{NETBIOS_DATAGRAM_PORT, NetbiosName};
 #[derive(Parser, Debug)]
 #[command(
     name = "mailslotfs",
-    version,
+    version = VERSION,
     propagate_version = true,
-    after_help = "As a mount helper (installed as /sbin/mount.fuse.mailslotfs): \
-                  mount -t fuse.mailslotfs none /mailslot -o allow_other\n\
-                  /etc/fstab: mailslotfs /mailslot fuse.mailslotfs allow_other,nofail 0 0"
+    after_help = concat!(
+        "As a mount helper (installed as /sbin/mount.fuse.mailslotfs): ",
+        helper_example!(),
+        "\n/etc/fstab: ",
+        fstab_example!()
+    )
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -58,6 +85,20 @@ pub enum Command {
     /// List every mailslot under a mount: owner, queue and totals.
     #[command(visible_alias = "ls")]
     Status(StatusArgs),
+    /// Print the shell completion script for SHELL.
+    ///
+    /// The Debian package and scripts/install.sh install them; by hand,
+    /// e.g. `mailslotfs completions bash >
+    /// /usr/share/bash-completion/completions/mailslotfs`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, mailslotfs(8), as roff.
+    ///
+    /// `mailslotfs man | man -l -` reads it where it is not installed; it
+    /// is also how man/mailslotfs.8 is made.
+    Man,
 }
 
 #[derive(Args, Debug)]
@@ -67,16 +108,31 @@ pub struct MountArgs {
     /// Stay attached to the terminal and log to stderr.
     #[arg(short, long)]
     pub foreground: bool,
-    /// Comma-separated options: max_msg=BYTES, timeout=MS (-1 = forever),
-    /// quota_messages=N, quota_bytes=BYTES, max_memory=BYTES (names,
-    /// handles, waiters and messages together), max_entries=N (directories and slots, default 100000),
-    /// user_entries=N and user_memory=BYTES (each user's share, default a
-    /// quarter of the mount's; root and the mount's owner are exempt), keep_empty, allow_other, user=NAME, threads=N (FUSE
-    /// event-loop threads, default 4), io_uring (FUSE-over-io_uring or fail),
-    /// no_io_uring (classic /dev/fuse only; the default takes io_uring when
-    /// the kernel offers it). Sizes take K, M or G suffixes. May be
-    /// given more than once.
-    #[arg(short = 'o', value_name = "OPTIONS")]
+    /// Comma-separated mount options (--help lists them); may be given more
+    /// than once.
+    ///
+    /// Sizes take K, M or G suffixes. Every network bridge flag is also an
+    /// option (bridge, netbios_name=NAME, peer=NAME=ADDR, ...); mount(8)'s
+    /// generic options (rw, nosuid, noauto, _netdev, x-*, ...) are ignored.
+    ///
+    ///   max_msg=BYTES       largest message of new slots [default: 64K]
+    ///   timeout=MS          read timeout of new slots, -1 = forever [default: -1]
+    ///   quota_messages=N    messages a new slot may queue [default: 65536]
+    ///   quota_bytes=BYTES   bytes a new slot may queue [default: 64M]
+    ///   max_memory=BYTES    what the mount may hold: names, handles, waiters
+    ///                       and messages [default: a quarter of RAM, at most 1G]
+    ///   max_entries=N       directories and slots together [default: 100000]
+    ///   user_entries=N      one user's share of max_entries [default: a quarter];
+    ///                       root and the mount's owner are exempt
+    ///   user_memory=BYTES   one user's share of max_memory [default: a quarter]
+    ///   keep_empty          keep zero-length messages instead of dropping them
+    ///   allow_other         let other users use the mount
+    ///   user=NAME           the same as --user NAME
+    ///   threads=N           classic transport: event-loop threads [default: 4]
+    ///   io_uring            FUSE-over-io_uring, or refuse to mount
+    ///   no_io_uring         classic /dev/fuse only (the default takes
+    ///                       io_uring when the kernel offers it)
+    #[arg(short = 'o', value_name = "OPTIONS", verbatim_doc_comment)]
     pub options: Vec<String>,
     /// Log more: -v what the daemon does, -vv also every request it
     /// refused, with the asking pid. Default: warnings and errors only.
@@ -102,7 +158,7 @@ pub struct MountArgs {
 /// The network bridge's flags; each is also an `-o` option (`-o
 /// bridge,domain=MSLDOM,peer=SUE=10.0.0.2`) so that fstab can carry it.
 #[derive(Args, Debug, Default)]
-#[command(next_help_heading = "Network bridge (SPEC §5; also as -o options)")]
+#[command(next_help_heading = "Network bridge (each flag also an -o option)")]
 pub struct BridgeArgs {
     /// Forward writes under DIR/.net/TARGET/ to other hosts as SMB mailslot
     /// datagrams (UDP 138), and deliver theirs into local slots; hold this
