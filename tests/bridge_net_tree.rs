@@ -10,20 +10,9 @@ use std::time::Duration;
 
 use common::*;
 
-/// A bridged mount on 127.0.0.1, a port of its own per test.
+/// A bridged mount on loopback with no name service.
 fn bridged(tag: &str, port_offset: u32, opts: &[&str]) -> Mount {
-    let port = (20_000 + (std::process::id() * 7 + port_offset) % 20_000).to_string();
-    let flags = [
-        "--bridge",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        port.as_str(),
-        "--no-name-service",
-        "--netbios-name",
-        "treehost",
-    ];
-    Mount::foreground_with(temp_dir(tag), &flags, &[], opts)
+    Mount::loopback_bridge(tag, port_offset, "treehost", &["--no-name-service"], opts)
 }
 
 fn net_nodes(m: &Mount) -> u64 {

@@ -119,17 +119,7 @@ fn status_shows_the_bridge_when_it_runs() {
     if !fuse_ok() {
         return;
     }
-    let port = (20_000 + std::process::id() % 20_000).to_string();
-    let flags = [
-        "--bridge",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        port.as_str(),
-        "--netbios-name",
-        "statushost",
-    ];
-    let m = Mount::foreground_with(temp_dir("bridge-status"), &flags, &[], &[]);
+    let m = Mount::loopback_bridge("bridge-status", 0, "statushost", &[], &[]);
     let dir = m.dir.to_str().unwrap();
     let inbox = create_slot(&m.path("chat"));
     let everyone = open(

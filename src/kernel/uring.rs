@@ -31,7 +31,7 @@
 //! unanswered (a READ waiting for a message) holds its entry, and the kernel
 //! never gives a queued request to an entry registered later: only a
 //! commit fetches from the backlog. So a queue must never run dry. After each
-//! batch of completions a queue keeps at least `max(4, held / 4)` entries
+//! batch of completions a queue keeps at least `max(32, held / 4)` entries
 //! free, registering up to twice that when it falls below; at most
 //! [`MAX_ENTRIES_PER_QUEUE`] entries per queue (the bound on what parked
 //! requests can make the daemon allocate). A burst of more requests on one
@@ -81,10 +81,14 @@ pub const INIT_REPLY_FLAGS: u64 = FUSE_OVER_IO_URING | FUSE_INIT_EXT | FUSE_MAX_
 /// Most entries one queue registers, whatever is parked on it.
 pub const MAX_ENTRIES_PER_QUEUE: usize = 16384;
 
-/// Entries each queue starts with.
-const INITIAL_ENTRIES: usize = 8;
+/// Entries each queue starts with: a burst of parked reads larger than the
+/// free entries, before the queue thread runs again, leaves the requests
+/// behind it waiting for the next reply on that queue (see "Parked requests
+/// hold entries"); 8 was seen to hang a test that parks 8 reads and then
+/// creates a slot. An unused entry costs its header, not its payload pages.
+const INITIAL_ENTRIES: usize = 64;
 /// Free entries a queue keeps at the least.
-const MIN_FREE: usize = 4;
+const MIN_FREE: usize = 32;
 /// How long a queue thread watches for more work after a batch before it
 /// sleeps (see `Server::poll_for_work`): a little more than a ping-pong
 /// half on this machine, an eighth of the kernel's own halt-polling

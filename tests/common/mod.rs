@@ -365,6 +365,22 @@ impl Mount {
         Mount::foreground_with(dir, &[], &[], opts)
     }
 
+    /// A mount with a bridge on 127.0.0.1 only, named `name`, on a UDP port
+    /// of its own per test process and `port_offset`; `extra` flags follow.
+    pub fn loopback_bridge(
+        tag: &str,
+        port_offset: u32,
+        name: &str,
+        extra: &[&str],
+        opts: &[&str],
+    ) -> Mount {
+        let port = (20_000 + (std::process::id() * 7 + port_offset) % 20_000).to_string();
+        let mut flags = vec!["--bridge", "--bind", "127.0.0.1", "--port", &port];
+        flags.extend(["--netbios-name", name]);
+        flags.extend(extra);
+        Mount::foreground_with(temp_dir(tag), &flags, &[], opts)
+    }
+
     /// Like `at`, with extra command-line flags (`-v`) and environment.
     pub fn foreground_with(
         dir: PathBuf,
