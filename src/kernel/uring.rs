@@ -34,9 +34,19 @@
 //! batch of completions a queue keeps at least `max(32, held / 4)` entries
 //! free, registering up to twice that when it falls below; at most
 //! [`MAX_ENTRIES_PER_QUEUE`] entries per queue (the bound on what parked
-//! requests can make the daemon allocate). A burst of more requests on one
-//! CPU than there are free entries, all of them parked, before the queue
-//! thread runs again would still wait for the next reply on that queue.
+//! requests can make the daemon allocate).
+//!
+//! A burst can still outrun the free entries: requests that find none wait
+//! in the kernel's backlog, and a registration does not fetch from it. So
+//! after every batch that registered entries the queue thread *kicks*: it
+//! writes a FUSE_NOTIFY_RETRIEVE of no bytes to `/dev/fuse`, and since it
+//! runs on its own CPU the kernel's FUSE_NOTIFY_REPLY lands on this queue,
+//! on one of the new entries. Committing that reply fetches the backlog's
+//! first request. While a kick's commit fetches something the queue kicks
+//! again, so a backlog of parked reads drains one kick each and nothing
+//! waits behind them. The kernel retrieves only from regular files, so a
+//! kick names the file of the last READ or WRITE the queue saw: the file a
+//! parked read waits on, whose inode lives while the read is open.
 //!
 //! Memory: an entry's payload is its own anonymous mapping (`MAP_NORESERVE`),
 //! so pages no request touched cost no RSS; a parked entry costs its header
@@ -81,11 +91,11 @@ pub const INIT_REPLY_FLAGS: u64 = FUSE_OVER_IO_URING | FUSE_INIT_EXT | FUSE_MAX_
 /// Most entries one queue registers, whatever is parked on it.
 pub const MAX_ENTRIES_PER_QUEUE: usize = 16384;
 
-/// Entries each queue starts with: a burst of parked reads larger than the
-/// free entries, before the queue thread runs again, leaves the requests
-/// behind it waiting for the next reply on that queue (see "Parked requests
-/// hold entries"); 8 was seen to hang a test that parks 8 reads and then
-/// creates a slot. An unused entry costs its header, not its payload pages.
+/// Entries each queue starts with: a burst larger than the free entries
+/// waits in the kernel's backlog until a kick fetches it (see "Parked
+/// requests hold entries"), so a margin that ordinary bursts never exceed
+/// saves those round trips. An unused entry costs its header, not its
+/// payload pages.
 const INITIAL_ENTRIES: usize = 64;
 /// Free entries a queue keeps at the least.
 const MIN_FREE: usize = 32;
@@ -103,6 +113,17 @@ const POLL_WINDOW: std::time::Duration = std::time::Duration::from_micros(25);
 const TRIM_WHEN_HELD: usize = 16;
 /// Submission queue depth; registrations beyond it are submitted in batches.
 const SQ_DEPTH: u32 = 256;
+
+/// FUSE_NOTIFY_RETRIEVE, the notification a kick writes, and
+/// FUSE_NOTIFY_REPLY, the request it brings.
+const NOTIFY_RETRIEVE: i32 = 5;
+const OP_NOTIFY_REPLY: u32 = 41;
+/// The `unique` of a kick's request: the kernel numbers its own requests
+/// with a counter stepping by two, far below this even number.
+const KICK_UNIQUE: u64 = 1 << 62;
+/// FUSE_READ and FUSE_WRITE: requests on regular files.
+const OP_READ: u32 = 15;
+const OP_WRITE: u32 = 16;
 
 /// The kernel's smallest payload (FUSE_MIN_READ_BUFFER).
 const MIN_PAYLOAD: usize = 8192;
@@ -153,6 +174,8 @@ pub struct QueueStats {
     pub entries: usize,
     /// Entries handed to the handler and not answered yet (parked requests).
     pub held: usize,
+    /// Kicks sent to fetch requests left in the kernel's backlog.
+    pub kicks: u64,
 }
 
 /// The queue threads of one connection; dropping it stops and joins them.
@@ -201,6 +224,7 @@ impl Rings {
                 requests: queue.requests.load(Ordering::Relaxed),
                 entries: queue.entries.load(Ordering::Relaxed),
                 held: queue.held.load(Ordering::Relaxed),
+                kicks: queue.kicks.load(Ordering::Relaxed),
             })
             .collect()
     }
@@ -254,6 +278,7 @@ struct Queue {
     requests: AtomicU64,
     entries: AtomicUsize,
     held: AtomicUsize,
+    kicks: AtomicU64,
 }
 
 #[derive(Default)]
@@ -502,6 +527,15 @@ struct Server {
     gone: bool,
     /// A registration failed: grow no more.
     cannot_grow: bool,
+    /// The entry whose kick reply was committed in the last submission: if
+    /// it carries a request in the completions that follow at once, the
+    /// commit fetched from the backlog, which may hold more.
+    probe: Option<usize>,
+    /// Kick (again) after this batch.
+    kick: bool,
+    /// The node of the last READ or WRITE: a regular file, which a kick's
+    /// retrieve must name (0: none seen yet).
+    file_node: u64,
     request: Vec<u8>,
     completions: Vec<(u64, i32)>,
     commits: Vec<(u32, u64)>,
@@ -568,6 +602,7 @@ impl Server {
             requests: AtomicU64::new(0),
             entries: AtomicUsize::new(0),
             held: AtomicUsize::new(0),
+            kicks: AtomicU64::new(0),
         });
         OWN_QUEUE.with(|own| own.set(Arc::as_ptr(&queue) as usize));
         let mut server = Server {
@@ -581,6 +616,9 @@ impl Server {
             held: 0,
             gone: false,
             cannot_grow: false,
+            probe: None,
+            kick: false,
+            file_node: 0,
             request: Vec::new(),
             completions: Vec::new(),
             commits: Vec::new(),
@@ -617,9 +655,13 @@ impl Server {
                     .completion()
                     .map(|cqe| (cqe.user_data(), cqe.result())),
             );
+            let probe = self.probe.take();
             for i in 0..self.completions.len() {
                 let (tag, result) = self.completions[i];
                 if tag != WAKE {
+                    if probe == Some(tag as usize) && result >= 0 {
+                        self.kick = true;
+                    }
                     self.complete(tag as usize, result);
                 }
             }
@@ -627,9 +669,47 @@ impl Server {
             if self.queue.stopping.load(Ordering::Acquire) || (self.gone && self.free == 0) {
                 return Ok(());
             }
-            self.grow()?;
-            more = dense && self.poll_for_work()?;
+            if self.grow()? || std::mem::take(&mut self.kick) {
+                self.send_kick()?;
+            }
+            // A kick's reply was just committed: look at once whether its
+            // commit fetched a request, before anything else can arrive.
+            more = self.probe.is_some() || (dense && self.poll_for_work()?);
         }
+    }
+
+    /// Writes a FUSE_NOTIFY_RETRIEVE of no bytes to `/dev/fuse`, after
+    /// submitting what is queued (new entries must be in the kernel first).
+    /// This thread runs on the queue's CPU, so the kernel queues the
+    /// FUSE_NOTIFY_REPLY it makes here, on a free entry; its commit (see
+    /// `complete`) fetches the backlog's first request.
+    fn send_kick(&mut self) -> io::Result<()> {
+        self.ring.submit()?;
+        if self.file_node == 0 {
+            // Nothing has read or written yet, so nothing is parked either.
+            return Ok(());
+        }
+        const LEN: usize = OUT_HEADER_LEN + 32;
+        let mut notify = [0u8; LEN];
+        notify[0..4].copy_from_slice(&(LEN as u32).to_ne_bytes());
+        notify[4..8].copy_from_slice(&NOTIFY_RETRIEVE.to_ne_bytes());
+        // fuse_notify_retrieve_out: notify_unique, nodeid, offset, size.
+        notify[16..24].copy_from_slice(&KICK_UNIQUE.to_ne_bytes());
+        notify[24..32].copy_from_slice(&self.file_node.to_ne_bytes());
+        // SAFETY: writes from a live buffer of the given length.
+        let written =
+            unsafe { libc::write(self.dev.as_raw_fd(), notify.as_ptr().cast(), notify.len()) };
+        if written < 0 {
+            // The file is gone (ENOENT); the next READ or WRITE names another.
+            log::debug!(
+                "io_uring queue {}: kick: {}",
+                self.queue.qid,
+                io::Error::last_os_error()
+            );
+        } else {
+            self.queue.kicks.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// While requests come close together (the last sleep was shorter than
@@ -693,6 +773,24 @@ impl Server {
             .saturating_sub(IN_HEADER_LEN + payload.len())
             .min(OP_MAX);
         let unique = u64::from_ne_bytes(header[8..16].try_into().unwrap_or_default());
+        let opcode = u32::from_ne_bytes(header[4..8].try_into().unwrap_or_default());
+        if opcode == OP_NOTIFY_REPLY && unique == KICK_UNIQUE {
+            // A kick: answered here, and its commit is watched.
+            self.held += 1;
+            RingReply {
+                queue: self.queue.clone(),
+                slot,
+                index: index as u32,
+                unique,
+                answered: false,
+            }
+            .send(&[0u8; OUT_HEADER_LEN]);
+            self.probe = Some(index);
+            return;
+        }
+        if opcode == OP_READ || opcode == OP_WRITE {
+            self.file_node = u64::from_ne_bytes(header[16..24].try_into().unwrap_or_default());
+        }
         self.request.clear();
         self.request.extend_from_slice(&header[..IN_HEADER_LEN]);
         self.request
@@ -742,11 +840,12 @@ impl Server {
         Ok(())
     }
 
-    /// Keeps enough entries free that parked requests never starve a new one.
-    fn grow(&mut self) -> io::Result<()> {
+    /// Keeps enough entries free that parked requests never starve a new
+    /// one; whether it registered any.
+    fn grow(&mut self) -> io::Result<bool> {
         let want = MIN_FREE.max(self.held / 4);
         if self.free >= want || self.gone || self.cannot_grow {
-            return Ok(());
+            return Ok(false);
         }
         while self.free < 2 * want && self.slots.len() < MAX_ENTRIES_PER_QUEUE {
             if let Err(e) = self.register() {
@@ -758,7 +857,7 @@ impl Server {
                 break;
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Registers one more entry.
