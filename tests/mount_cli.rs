@@ -214,3 +214,55 @@ fn every_subcommand_has_help() {
         assert!(text.contains("Usage"), "{sub:?}: {text}");
     }
 }
+
+/// Usage errors end like every other error a user causes: one line
+/// naming what and why, and exit 1 (not clap's exit 2 with its usage).
+#[test]
+fn usage_errors_are_one_line_and_exit_1() {
+    let scratch = temp_dir("no-such-mount");
+    let _scratch = Scratch(vec![scratch.clone()]);
+    let missing = scratch.join("missing/x");
+    let missing = missing.to_str().unwrap();
+    for (args, want) in [
+        (
+            &["mount", "--bogus", "/tmp"][..],
+            "mailslotfs: unexpected argument '--bogus' found (see mailslotfs mount --help)"
+                .to_owned(),
+        ),
+        (
+            &["frob"],
+            "mailslotfs: unrecognized subcommand 'frob' (see mailslotfs --help)".to_owned(),
+        ),
+        (
+            &["completions", "tcsh"],
+            "mailslotfs: invalid value 'tcsh' for '<SHELL>' [possible values: bash, elvish, \
+             fish, powershell, zsh] (see mailslotfs completions --help)"
+                .to_owned(),
+        ),
+        (
+            &["serve", "-n", "many", "/tmp/x"],
+            "mailslotfs: invalid value 'many' for '--count <COUNT>': invalid digit found in \
+             string (see mailslotfs serve --help)"
+                .to_owned(),
+        ),
+        (
+            &[],
+            "mailslotfs: no command given (see mailslotfs --help)".to_owned(),
+        ),
+        // An error from the system reads like the others: no "(os error 2)".
+        (
+            &["serve", missing],
+            format!("mailslotfs: {missing}: cannot create the mailslot: No such file or directory"),
+        ),
+    ] {
+        let o = run(Command::new(BIN).args(args), CMD_TIMEOUT);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&o.stderr), want + "\n", "{args:?}");
+    }
+    for args in [&["--help"][..], &["--version"], &["help", "mount"]] {
+        let o = run(Command::new(BIN).args(args), CMD_TIMEOUT);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        assert!(!o.stdout.is_empty() && o.stderr.is_empty(), "{args:?}");
+    }
+}

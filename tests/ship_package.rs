@@ -77,7 +77,8 @@ fn completions_for_bash_zsh_and_fish() {
     assert!(output(BIN, &["completions", "zsh"]).starts_with("#compdef mailslotfs"));
     assert!(output(BIN, &["completions", "fish"]).contains("complete -c mailslotfs"));
     let bad = run(Command::new(BIN).args(["completions", "tcsh"]), CMD_TIMEOUT);
-    assert!(!bad.status.success());
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).starts_with("mailslotfs: invalid value 'tcsh'"));
 }
 
 #[test]

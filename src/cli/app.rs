@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::{generate, tools};
 use crate::bridge::net::Link;
-use crate::cli::{Command, MountArgs, parse_mount_options};
+use crate::cli::{Command, MountArgs, parse_mount_options, reason};
 use crate::fs::{Control, FsConfig, MailslotFs};
 use crate::kernel::mount::{self as session, MountConfig, Mounted};
 use crate::kernel::mountinfo;
@@ -61,7 +61,8 @@ fn mount(args: MountArgs) -> Result<(), String> {
     let report = if args.foreground {
         None
     } else {
-        let report = daemon::detach().map_err(|e| format!("cannot go to the background: {e}"))?;
+        let report =
+            daemon::detach().map_err(|e| format!("cannot go to the background: {}", reason(&e)))?;
         logger::use_syslog();
         Some(report)
     };
@@ -75,7 +76,7 @@ fn mount(args: MountArgs) -> Result<(), String> {
         owner,
     };
     let started = MailslotFs::new(config, link.clone())
-        .map_err(|e| format!("cannot start: {e}"))
+        .map_err(|e| format!("cannot start: {}", reason(&e)))
         .and_then(|(fs, control)| {
             if let Some(link) = &link {
                 start_bridge(link, &control)?;
@@ -173,7 +174,8 @@ fn check_unprivileged_mount(allow_other: bool) -> Result<(), String> {
         .open("/dev/fuse")
     {
         return Err(format!(
-            "/dev/fuse: {e} (users other than root need it mode 0666, as udev sets it)"
+            "/dev/fuse: {} (users other than root need it mode 0666, as udev sets it)",
+            reason(&e)
         ));
     }
     let permitted = std::fs::read_to_string("/etc/fuse.conf")
@@ -194,11 +196,11 @@ fn prepare_mount_point(dir: &Path) -> Result<PathBuf, String> {
     if session::is_stale(dir) {
         log::info!("{shown}: cleaning up a mount left by a daemon that died");
         session::unmount(dir)
-            .map_err(|e| format!("{shown}: cannot clean up the stale mount: {e}"))?;
+            .map_err(|e| format!("{shown}: cannot clean up the stale mount: {}", reason(&e)))?;
     }
     let meta = std::fs::metadata(dir).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => format!("{shown}: mount point does not exist"),
-        _ => format!("{shown}: {e}"),
+        _ => format!("{shown}: {}", reason(&e)),
     })?;
     if !meta.is_dir() {
         return Err(format!("{shown}: mount point is not a directory"));
@@ -206,7 +208,8 @@ fn prepare_mount_point(dir: &Path) -> Result<PathBuf, String> {
     if mountinfo::is_mount_point(dir) {
         return Err(format!("{shown}: already a mount point (unmount it first)"));
     }
-    dir.canonicalize().map_err(|e| format!("{shown}: {e}"))
+    dir.canonicalize()
+        .map_err(|e| format!("{shown}: {}", reason(&e)))
 }
 
 fn mount_error(dir: &Path, error: &std::io::Error, allow_other: bool) -> String {
@@ -217,7 +220,7 @@ fn mount_error(dir: &Path, error: &std::io::Error, allow_other: bool) -> String 
         Some(libc::EPERM | libc::EACCES) => {
             "permission denied (mount as root, or install fuse3 for fusermount3)".to_owned()
         }
-        _ => error.to_string(),
+        _ => reason(error),
     };
     format!("{}: cannot mount: {why}", dir.display())
 }

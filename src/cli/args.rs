@@ -421,6 +421,49 @@ pub fn helper_mount(argv: &[OsString]) -> Option<Result<MountArgs, String>> {
     (is_helper_name || looks_like_helper).then(|| parse_helper_args(&argv[1..]))
 }
 
+/// Parses an ordinary command line. `--help` and `--version` are printed
+/// on stdout and exit 0 here, as clap does; anything clap refuses comes
+/// back as the one line `main` prints, so that a usage error exits 1 like
+/// every other error a user can cause (clap's own exit is 2, with a
+/// multi-line message).
+pub fn parse_command_line(argv: Vec<OsString>) -> Result<Command, String> {
+    match Cli::try_parse_from(&argv) {
+        Ok(cli) => Ok(cli.command),
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => Err(usage_error(&e, &argv)),
+    }
+}
+
+/// clap's refusal on one line: its first paragraph without `error: `
+/// (a list it puts on the next lines, such as the possible values, joined
+/// on), then where to look, e.g. `unexpected argument '--bogus' found (see
+/// mailslotfs mount --help)`.
+fn usage_error(error: &clap::Error, argv: &[OsString]) -> String {
+    let text = error.render().to_string();
+    let what = match text.strip_prefix("error: ") {
+        Some(message) => message
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" "),
+        // Only a bare `mailslotfs`: clap would print the whole help.
+        None => "no command given".to_owned(),
+    };
+    // The top level takes no option with a value, so its first word that
+    // is not a flag is the subcommand, if it names one.
+    let cli = Cli::command();
+    let sub = argv
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy())
+        .find(|a| !a.starts_with('-'))
+        .and_then(|word| cli.find_subcommand(word.as_ref()))
+        .map(|sub| format!(" {}", sub.get_name()))
+        .unwrap_or_default();
+    format!("{what} (see mailslotfs{sub} --help)")
+}
+
 fn parse_helper_args(args: &[OsString]) -> Result<MountArgs, String> {
     let mut positional = Vec::new();
     let mut mount = MountArgs {
@@ -794,6 +837,42 @@ mod tests {
             assert!(err.contains(needle), "{words:?}: {err}");
         }
         assert!(parse("ro").unwrap_err().contains("read-only"));
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_naming_the_command() {
+        let line = |words: &[&str]| {
+            let words = argv(words);
+            usage_error(&Cli::try_parse_from(&words).unwrap_err(), &words)
+        };
+        for (words, want) in [
+            (
+                &["mailslotfs", "mount", "--bogus", "/m"][..],
+                "unexpected argument '--bogus' found (see mailslotfs mount --help)",
+            ),
+            (
+                &["mailslotfs", "frob"],
+                "unrecognized subcommand 'frob' (see mailslotfs --help)",
+            ),
+            (
+                &["mailslotfs", "completions", "tcsh"],
+                "invalid value 'tcsh' for '<SHELL>' [possible values: bash, elvish, fish, \
+                 powershell, zsh] (see mailslotfs completions --help)",
+            ),
+            (
+                &["mailslotfs", "mount"],
+                "the following required arguments were not provided: <DIR> \
+                 (see mailslotfs mount --help)",
+            ),
+            (&["mailslotfs"], "no command given (see mailslotfs --help)"),
+            (
+                &["mailslotfs", "ls", "--jsn"],
+                "unexpected argument '--jsn' found (see mailslotfs status --help)",
+            ),
+        ] {
+            assert_eq!(line(words), want, "{words:?}");
+        }
+        assert!(parse_command_line(argv(&["mailslotfs", "ls", "/m"])).is_ok());
     }
 
     fn bridge(opts: &str, flags: &[&str]) -> Result<Option<Settings>, String> {

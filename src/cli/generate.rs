@@ -8,7 +8,7 @@ use clap_complete::Shell;
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
 
-use super::{Cli, fstab_example, helper_example};
+use super::{Cli, fstab_example, helper_example, reason};
 
 /// Prints the completion script for `shell`.
 pub fn completions(shell: Shell) -> Result<(), String> {
@@ -25,7 +25,7 @@ pub fn man() -> Result<(), String> {
 fn print(bytes: &[u8]) -> Result<(), String> {
     std::io::stdout()
         .write_all(bytes)
-        .map_err(|e| format!("standard output: {e}"))
+        .map_err(|e| format!("standard output: {}", reason(&e)))
 }
 
 /// mailslotfs(8): clap_mangen renders one command per page, so the top

@@ -9,7 +9,7 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{FS_TYPE, Framing, InfoArgs, SendArgs, ServeArgs, StatusArgs, slot_path};
+use crate::cli::{FS_TYPE, Framing, InfoArgs, SendArgs, ServeArgs, StatusArgs, reason, slot_path};
 use crate::kernel::mountinfo;
 use crate::slot::limits::InfoAttr;
 
@@ -26,11 +26,11 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         .open(&path)
         .map_err(|e| match e.raw_os_error() {
             Some(libc::EEXIST) => format!("{shown}: a server already has this mailslot"),
-            _ => format!("{shown}: cannot create the mailslot: {e}"),
+            _ => format!("{shown}: cannot create the mailslot: {}", reason(&e)),
         })?;
     if let Some(ms) = args.timeout {
         set_xattr(&path, InfoAttr::ReadTimeoutMs, &ms.to_string())
-            .map_err(|e| format!("{shown}: cannot set the read timeout: {e}"))?;
+            .map_err(|e| format!("{shown}: cannot set the read timeout: {}", reason(&e)))?;
     }
     let max: usize = get_xattr(&path, InfoAttr::MaxMessageSize)
         .ok()
@@ -53,7 +53,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
                         args.count.unwrap_or_default()
                     ));
                 }
-                _ => return Err(format!("{shown}: read failed: {e}")),
+                _ => return Err(format!("{shown}: read failed: {}", reason(&e))),
             }
         }
         if n == 0 {
@@ -63,7 +63,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
         received += 1;
         write_framed(&mut out, &buf[..n as usize], args.framing)
             .and_then(|()| out.flush())
-            .map_err(|e| format!("standard output: {e}"))?;
+            .map_err(|e| format!("standard output: {}", reason(&e)))?;
     }
     Ok(())
 }
@@ -98,7 +98,8 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
     // and the directories above it by mkdir.
     let remote = path.components().any(|c| c.as_os_str() == ".net");
     if remote && let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("{}: {}", parent.display(), reason(&e)))?;
     }
     let mut slot = OpenOptions::new()
         .write(true)
@@ -107,7 +108,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         .open(&path)
         .map_err(|e| match e.raw_os_error() {
             Some(libc::ENOENT) => format!("{shown}: no such mailslot (no server has created it)"),
-            _ => format!("{shown}: cannot open the mailslot: {e}"),
+            _ => format!("{shown}: cannot open the mailslot: {}", reason(&e)),
         })?;
     let mut send_one = |message: &[u8]| {
         slot.write(message).map(drop).map_err(|e| {
@@ -122,7 +123,7 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
                 }
                 Some(libc::EPIPE) => "the server has closed the mailslot".to_owned(),
                 Some(libc::EHOSTUNREACH) => "no host answers for this name".to_owned(),
-                _ => e.to_string(),
+                _ => reason(&e),
             };
             format!("{shown}: {why}")
         })
@@ -139,11 +140,11 @@ pub fn send(args: &SendArgs) -> Result<(), String> {
         stdin
             .lock()
             .read_to_end(&mut all)
-            .map_err(|e| format!("standard input: {e}"))?;
+            .map_err(|e| format!("standard input: {}", reason(&e)))?;
         return send_one(&all);
     }
     for line in stdin.lock().split(b'\n') {
-        send_one(&line.map_err(|e| format!("standard input: {e}"))?)?;
+        send_one(&line.map_err(|e| format!("standard input: {}", reason(&e)))?)?;
     }
     Ok(())
 }
@@ -157,10 +158,10 @@ pub fn info(args: &InfoArgs) -> Result<(), String> {
         let value = get_xattr(&path, attr).map_err(|e| match e.raw_os_error() {
             Some(libc::ENOENT) => format!("{shown}: no such mailslot"),
             Some(libc::ENODATA) => format!("{shown}: not a mailslot"),
-            _ => format!("{shown}: {e}"),
+            _ => format!("{shown}: {}", reason(&e)),
         })?;
         writeln!(out, "{}: {value}", attr.short_name())
-            .map_err(|e| format!("standard output: {e}"))?;
+            .map_err(|e| format!("standard output: {}", reason(&e)))?;
     }
     Ok(())
 }
@@ -222,7 +223,7 @@ pub fn status(args: &StatusArgs) -> Result<(), String> {
     io::stdout()
         .lock()
         .write_all(text.as_bytes())
-        .map_err(|e| format!("standard output: {e}"))
+        .map_err(|e| format!("standard output: {}", reason(&e)))
 }
 
 /// The attributes of `path` named `PREFIX<name>` (name without the
@@ -255,7 +256,8 @@ fn section(title: &str, fields: &[(String, String)]) -> String {
 /// Walks `dir` for slots. The bridge's `.net` tree holds remote names, not
 /// slots, and is skipped. A slot that goes away meanwhile is left out.
 fn collect_slots(root: &Path, dir: &Path, out: &mut Vec<SlotStatus>) -> Result<(), String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("{}: {}", dir.display(), reason(&e)))?;
     for entry in entries.flatten() {
         let path = entry.path();
         let Ok(kind) = entry.file_type() else {
