@@ -8,7 +8,8 @@
 #   PREFIX   where the binary goes, under bin/      (default /usr/local)
 #   SBINDIR  where mount(8) finds helpers           (default /sbin)
 #   DESTDIR  staging root prepended to every path   (default: none)
-#   BIN      an already built binary to install     (default: cargo build --release)
+#   BIN      an already built binary to install     (default: cargo build --release,
+#            then ${CARGO_TARGET_DIR:-target}/release/mailslotfs, where cargo puts it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PREFIX=${PREFIX:-/usr/local}
@@ -16,7 +17,7 @@ SBINDIR=${SBINDIR:-/sbin}
 DESTDIR=${DESTDIR:-}
 if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet
-  BIN=target/release/mailslotfs
+  BIN=${CARGO_TARGET_DIR:-target}/release/mailslotfs
 fi
 
 install -D -m 0755 "$BIN" "$DESTDIR$PREFIX/bin/mailslotfs"

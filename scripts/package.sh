@@ -6,7 +6,8 @@
 # is the package's path.
 #
 #   BIN         an already built binary to package   (default: cargo build --release)
-#   OUTDIR      where the package goes                (default: target/debian)
+#   OUTDIR      where the package goes                (default: $CARGO_TARGET_DIR/debian,
+#                                                      or target/debian)
 #   MAINTAINER  the Maintainer field                  (default: below)
 #   SOURCE_DATE_EPOCH  the files' date               (default: the last commit's)
 set -euo pipefail
@@ -16,9 +17,9 @@ cd "$(dirname "$0")/.."
 umask 022
 if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet
-  BIN=target/release/mailslotfs
+  BIN=${CARGO_TARGET_DIR:-target}/release/mailslotfs
 fi
-OUTDIR=${OUTDIR:-target/debian}
+OUTDIR=${OUTDIR:-${CARGO_TARGET_DIR:-target}/debian}
 MAINTAINER=${MAINTAINER:-mailslotfs maintainers <mailslotfs@localhost>}
 # The Cargo version, as the binary names it: "mailslotfs 0.1.0 (commit ...)".
 version=$("$BIN" --version | awk '{print $2}')

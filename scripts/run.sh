@@ -6,5 +6,5 @@ source scripts/deps.sh run
 cargo build --release --quiet
 dir=${1:-/mailslot}
 mkdir -p "$dir"
-target/release/mailslotfs mount "$dir"
+"${CARGO_TARGET_DIR:-target}/release/mailslotfs" mount "$dir"
 echo "mailslotfs is mounted at $dir (stop it with: umount $dir)"

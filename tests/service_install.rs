@@ -72,6 +72,70 @@ fn install_script_lays_out_binary_helpers_units_examples_man_page_and_completion
     }
 }
 
+/// Without `BIN`, install.sh and package.sh build with cargo and take the
+/// binary from where cargo put it: `$CARGO_TARGET_DIR/release` when set (a
+/// shared build directory), not `target/release`. A stand-in `cargo` first
+/// in PATH "builds" by copying the test's binary there, so this checks the
+/// scripts without a release build.
+#[test]
+fn scripts_take_the_binary_from_cargo_target_dir() {
+    let scratch = temp_dir("target-dir");
+    let _scratch = Scratch(vec![scratch.clone()]);
+    let (fake_bin, target, stage) = (
+        scratch.join("path"),
+        scratch.join("target"),
+        scratch.join("stage"),
+    );
+    std::fs::create_dir_all(&fake_bin).unwrap();
+    let cargo = fake_bin.join("cargo");
+    std::fs::write(
+        &cargo,
+        format!(
+            "#!/bin/sh\n[ \"$*\" = \"build --release --quiet\" ] || exit 1\n\
+             mkdir -p \"$CARGO_TARGET_DIR/release\"\n\
+             cp {BIN} \"$CARGO_TARGET_DIR/release/mailslotfs\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cargo, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", fake_bin.display(), std::env::var("PATH").unwrap());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install.sh");
+    ok(&run(
+        Command::new(script)
+            .env("PATH", &path)
+            .env("CARGO_TARGET_DIR", &target)
+            .env("DESTDIR", &stage)
+            .env_remove("BIN")
+            .env_remove("PREFIX")
+            .env_remove("SBINDIR"),
+        Duration::from_secs(30),
+    ));
+    let installed = std::fs::read(stage.join("usr/local/bin/mailslotfs")).unwrap();
+    assert!(
+        installed == std::fs::read(BIN).unwrap(),
+        "not the built binary"
+    );
+    if !have_program("dpkg-deb", "dpkg") {
+        return;
+    }
+    let package = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/package.sh");
+    let built = ok(&run(
+        Command::new(package)
+            .env("PATH", &path)
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("BIN")
+            .env_remove("OUTDIR"),
+        Duration::from_secs(60),
+    ));
+    let deb = Path::new(built.lines().last().unwrap_or_default());
+    assert_eq!(
+        deb.parent(),
+        Some(target.join("debian").as_path()),
+        "{built}"
+    );
+    assert!(deb.is_file(), "{built}");
+}
+
 /// Mounts with `mount -t fuse.mailslotfs` and `-t mailslotfs` and from an
 /// fstab file, uses each mount, and unmounts with `umount`.
 const MOUNT_SCRIPT: &str = r#"
