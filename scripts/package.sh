@@ -3,7 +3,8 @@
 # alone: scripts/install.sh stages the tree (PREFIX=/usr SBINDIR=/sbin) and
 # this adds what Debian policy wants on top (a stripped binary, the man page
 # gzipped, DEBIAN/control). Install it with `dpkg -i`. The last line printed
-# is the package's path.
+# is the package's path. Not cargo-deb: dpkg-deb is on every Debian system,
+# and install.sh's layout is then the only list of what goes where.
 #
 #   BIN         an already built binary to package   (default: cargo build --release)
 #   OUTDIR      where the package goes                (default: $CARGO_TARGET_DIR/debian,

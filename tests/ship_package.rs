@@ -62,6 +62,20 @@ fn committed_man_page_is_the_generated_one() {
     for needle in needles {
         assert!(generated.contains(&needle), "{needle}");
     }
+    // Every bridge flag is listed again as the -o option it also is.
+    let cli = <mailslotfs::cli::Cli as clap::CommandFactory>::command();
+    let mount = cli.find_subcommand("mount").unwrap();
+    let bridge: Vec<_> = mount
+        .get_arguments()
+        .filter(|a| a.get_help_heading() == Some(mailslotfs::cli::BRIDGE_HEADING))
+        .filter_map(|a| a.get_long())
+        .collect();
+    assert!(bridge.len() >= 11, "{bridge:?}");
+    let options = &generated[generated.find("\n.SH \"MOUNT OPTIONS\"").unwrap()..];
+    for long in bridge {
+        let key = format!("\n\\fB{}", long.replace('-', "_"));
+        assert!(options.contains(&key), "-o {long} not under MOUNT OPTIONS");
+    }
 }
 
 #[test]

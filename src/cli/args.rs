@@ -112,8 +112,9 @@ pub struct MountArgs {
     /// than once.
     ///
     /// Sizes take K, M or G suffixes. Every network bridge flag is also an
-    /// option (bridge, netbios_name=NAME, peer=NAME=ADDR, ...); mount(8)'s
-    /// generic options (rw, nosuid, noauto, _netdev, x-*, ...) are ignored.
+    /// option, with _ for - (--netbios-name NAME is netbios_name=NAME);
+    /// mount(8)'s generic options (rw, nosuid, noauto, _netdev, x-*, ...)
+    /// are ignored.
     ///
     ///   max_msg=BYTES       largest message of new slots [default: 64K]
     ///   timeout=MS          read timeout of new slots, -1 = forever [default: -1]
@@ -155,10 +156,14 @@ pub struct MountArgs {
     pub bridge: BridgeArgs,
 }
 
+/// The heading of the bridge's flags in `--help`; the man page finds them
+/// by it to list them again as `-o` options.
+pub const BRIDGE_HEADING: &str = "Network bridge (each flag also an -o option)";
+
 /// The network bridge's flags; each is also an `-o` option (`-o
 /// bridge,domain=MSLDOM,peer=SUE=10.0.0.2`) so that fstab can carry it.
 #[derive(Args, Debug, Default)]
-#[command(next_help_heading = "Network bridge (each flag also an -o option)")]
+#[command(next_help_heading = BRIDGE_HEADING)]
 pub struct BridgeArgs {
     /// Forward writes under DIR/.net/TARGET/ to other hosts as SMB mailslot
     /// datagrams (UDP 138), and deliver theirs into local slots; hold this
@@ -927,6 +932,20 @@ mod tests {
         assert_eq!(flags.wins, Some(Ipv4Addr::new(10, 0, 0, 9)));
         assert!(flags.no_name_service);
         assert_eq!(bridge("bridge", &[]).unwrap().unwrap().port, 138);
+    }
+
+    #[test]
+    fn every_bridge_flag_is_an_option() {
+        let cli = Cli::command();
+        let mount = cli.find_subcommand("mount").unwrap();
+        let flags = mount
+            .get_arguments()
+            .filter(|a| a.get_help_heading() == Some(BRIDGE_HEADING))
+            .filter_map(|a| a.get_long());
+        for long in flags {
+            assert!(BridgeRequest::takes(long), "--{long}");
+            assert!(BridgeRequest::takes(&long.replace('-', "_")), "--{long}");
+        }
     }
 
     #[test]

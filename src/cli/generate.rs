@@ -8,7 +8,7 @@ use clap_complete::Shell;
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
 
-use super::{Cli, fstab_example, helper_example, reason};
+use super::{BRIDGE_HEADING, Cli, fstab_example, helper_example, reason};
 
 /// Prints the completion script for `shell`.
 pub fn completions(shell: Shell) -> Result<(), String> {
@@ -89,11 +89,11 @@ pub fn man_page() -> String {
 }
 
 /// MOUNT OPTIONS (the list in `mount -o`'s long help: `  key  meaning`
-/// lines, deeper-indented lines continuing one), MOUNT HELPER, EXIT STATUS
-/// and SEE ALSO.
+/// lines, deeper-indented lines continuing one; then the bridge's flags as
+/// options), MOUNT HELPER, EXIT STATUS and SEE ALSO.
 fn page_only_sections(cli: &clap::Command) -> Roff {
-    let help = cli
-        .find_subcommand("mount")
+    let mount = cli.find_subcommand("mount");
+    let help = mount
         .and_then(|m| m.get_arguments().find(|a| a.get_id() == "options"))
         .and_then(|o| o.get_long_help())
         .map(|h| h.to_string())
@@ -122,6 +122,15 @@ fn page_only_sections(cli: &clap::Command) -> Roff {
         }
     }
     for (key, meaning) in entries {
+        roff.control("TP", [])
+            .text([bold(key)])
+            .text([roman(meaning)]);
+    }
+    roff.control("PP", []).text([roman(
+        "The network bridge's options, each the same as its flag under mount \
+         (the bridge is off unless bridge is given):",
+    )]);
+    for (key, meaning) in mount.map(bridge_options).unwrap_or_default() {
         roff.control("TP", [])
             .text([bold(key)])
             .text([roman(meaning)]);
@@ -164,6 +173,25 @@ fn page_only_sections(cli: &clap::Command) -> Roff {
          the examples in /usr/share/doc/mailslotfs/examples.",
     )]);
     roff
+}
+
+/// The bridge's flags in their `-o` spelling, with their help:
+/// `--netbios-name NAME` is `netbios_name=NAME`. Read from the flags'
+/// own definitions, so that the list cannot miss one.
+fn bridge_options(mount: &clap::Command) -> Vec<(String, String)> {
+    mount
+        .get_arguments()
+        .filter(|a| a.get_help_heading() == Some(BRIDGE_HEADING))
+        .filter_map(|a| {
+            let key = a.get_long()?.replace('-', "_");
+            let key = match a.get_value_names().and_then(|names| names.first()) {
+                Some(value) if a.get_action().takes_values() => format!("{key}={value}"),
+                _ => key,
+            };
+            let help = a.get_help()?.to_string();
+            Some((key, help.trim_end_matches('.').to_owned()))
+        })
+        .collect()
 }
 
 /// One section's roff, without the preamble roff puts before each page
