@@ -48,9 +48,9 @@ fn woken(before: &[(String, u64)], after: &[(String, u64)]) -> Vec<(String, u64)
 }
 
 #[test]
-fn two_hundred_waiting_readers_wake_the_daemon_never() {
+fn a_thousand_waiting_readers_wake_the_daemon_never() {
     let m = Mount::daemon(&[]);
-    let readers = 200;
+    let readers = 1000;
     let mut child = spawn(
         std::process::Command::new("python3")
             .arg("-c")
@@ -101,7 +101,7 @@ fn two_hundred_waiting_readers_wake_the_daemon_never() {
     let total: u64 = threads.iter().map(|(_, n)| n).sum();
     println!("{readers} waiting readers: daemon woke {total} times in 2 s {threads:?}");
     assert!(
-        total <= 2,
+        total == 0,
         "the idle daemon woke {total} times in 2 s: {threads:?}"
     );
     kill(pid, libc::SIGKILL);

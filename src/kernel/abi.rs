@@ -46,6 +46,9 @@ pub mod opcode {
     pub const DESTROY: u32 = 38;
     pub const IOCTL: u32 = 39;
     pub const POLL: u32 = 40;
+    /// The kernel's answer to our FUSE_NOTIFY_RETRIEVE (it wants no reply on
+    /// `/dev/fuse`; on io_uring its entry is committed like any other).
+    pub const NOTIFY_REPLY: u32 = 41;
     pub const BATCH_FORGET: u32 = 42;
     pub const RENAME2: u32 = 45;
 }
@@ -84,6 +87,7 @@ pub const IOCTL_UNRESTRICTED: u32 = 1 << 1;
 /// Notification codes, sent with `unique` 0 and the code as `error`.
 pub const NOTIFY_POLL: i32 = 1;
 pub const NOTIFY_INVAL_ENTRY: i32 = 3;
+pub const NOTIFY_RETRIEVE: i32 = 5;
 
 /// A request's `unique` with this bit set is an interrupt's own id.
 pub const INT_REQ_BIT: u64 = 1;
@@ -99,6 +103,7 @@ pub const ENTRY_OUT: usize = 40 + ATTR;
 pub const ATTR_OUT: usize = 16 + ATTR;
 pub const INIT_OUT: usize = 64;
 pub const NOTIFY_INVAL_ENTRY_OUT: usize = 16;
+pub const NOTIFY_RETRIEVE_OUT: usize = 32;
 
 /// Directory entry types (`DT_*`), in `fuse_dirent.type`.
 pub const DT_DIR: u32 = 4;

@@ -201,19 +201,29 @@ fn mount_with_fusermount(dir: &Path, config: &MountConfig<'_>) -> io::Result<Own
     if config.allow_other {
         options.push_str(",allow_other");
     }
-    let status = Command::new("fusermount3")
+    let output = Command::new("fusermount3")
         .arg("-o")
         .arg(&options)
         .arg("--")
         .arg(dir)
         .env("_FUSE_COMMFD", theirs.as_raw_fd().to_string())
-        .status()
+        .stdin(std::process::Stdio::null())
+        .output()
         .map_err(|e| io::Error::new(e.kind(), format!("fusermount3: {e}")))?;
     drop(theirs);
-    if !status.success() {
+    if !output.status.success() {
+        // Its own last line says why; ours carries it, so the user sees one.
+        let said = String::from_utf8_lossy(&output.stderr);
+        let why = said
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|line| !line.is_empty())
+            .map(|line| line.trim_start_matches("fusermount3:").trim())
+            .unwrap_or("refused the mount");
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
-            "fusermount3 refused the mount",
+            format!("fusermount3: {why}"),
         ));
     }
     receive_fd(&ours)
@@ -319,7 +329,22 @@ fn handshake(dev: &OwnedFd, transport: Transport) -> io::Result<Negotiated> {
             ));
         }
         Transport::Classic => false,
-        _ => ring_offered,
+        _ if !ring_offered => false,
+        transport => match uring::usable() {
+            Ok(()) => true,
+            Err(e) if transport == Transport::IoUring => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("io_uring: this process cannot make a ring: {e}"),
+                ));
+            }
+            Err(e) => {
+                log::warn!(
+                    "FUSE-over-io_uring offered, but this process cannot make a ring ({e}): classic /dev/fuse"
+                );
+                false
+            }
+        },
     };
     let mut wanted = init::ASYNC_READ | init::BIG_WRITES | init::PARALLEL_DIROPS | init::MAX_PAGES;
     if uring {

@@ -16,12 +16,12 @@
 //!    `flags | flags2 << 32`), set [`INIT_REPLY_FLAGS`] in the reply
 //!    (`flags` gets the low half, `flags2` the high half) and choose
 //!    `max_write`/`max_pages` as usual;
+//!    — but first ask [`usable`] whether this process may make rings at all
+//!    (a reply that takes the ring cannot be taken back);
 //! 2. write the INIT reply, then call [`start`] with [`payload_size`] of those
 //!    two values. Registering before the reply fails with `EAGAIN`; a smaller
-//!    payload is refused with `EINVAL`. An error from `start` leaves the
-//!    connection on `/dev/fuse` (the kernel falls back when a registration
-//!    fails), so the classic loop must run in any case: INTERRUPT and FORGET
-//!    always arrive there, never on the ring.
+//!    payload is refused with `EINVAL`. The classic loop must run as well:
+//!    INTERRUPT and FORGET always arrive on `/dev/fuse`, never on the ring.
 //! 3. Teardown: unmounting aborts the connection, idle entries complete with
 //!    `ENOTCONN` and the queue threads end by themselves; dropping [`Rings`]
 //!    (or [`Rings::stop`]) then just joins them. Stopping while the
@@ -72,24 +72,30 @@ use std::cell::{Cell, RefCell, UnsafeCell};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use parking_lot::Mutex;
 
-/// INIT flag (bit 41 of the 64-bit flags): the kernel offers io_uring.
-pub const FUSE_OVER_IO_URING: u64 = 1 << 41;
-const FUSE_INIT_EXT: u64 = 1 << 30;
-const FUSE_MAX_PAGES: u64 = 1 << 22;
+use super::abi::{self, init};
 
 /// Flags to set in the INIT reply (64-bit form) to take the ring: the ring
 /// flag itself, INIT_EXT so `flags2` is read, MAX_PAGES so `max_pages` is.
-pub const INIT_REPLY_FLAGS: u64 = FUSE_OVER_IO_URING | FUSE_INIT_EXT | FUSE_MAX_PAGES;
+pub const INIT_REPLY_FLAGS: u64 = init::OVER_IO_URING | init::INIT_EXT | init::MAX_PAGES;
 
-/// Most entries one queue registers, whatever is parked on it.
-pub const MAX_ENTRIES_PER_QUEUE: usize = 16384;
+/// Most entries one queue registers, whatever is parked on it: more than
+/// the parked reads the default memory ceiling lets every user together
+/// hold (1 GiB at 4.5 kB each, about 233,000), so that a user who parks
+/// reads on one CPU up to their share leaves entries for everyone else.
+/// Entries are registered only as parked requests need them.
+pub const MAX_ENTRIES_PER_QUEUE: usize = 1 << 18;
+
+/// Payload buffers are cut from mappings of this many, so that a queue
+/// with a quarter of a million entries needs 4096 mappings, well inside
+/// `vm.max_map_count` (65530 by default), not one each.
+const ENTRIES_PER_MAPPING: usize = 64;
 
 /// Entries each queue starts with: a burst larger than the free entries
 /// waits in the kernel's backlog until a kick fetches it (see "Parked
@@ -114,16 +120,16 @@ const TRIM_WHEN_HELD: usize = 16;
 /// Submission queue depth; registrations beyond it are submitted in batches.
 const SQ_DEPTH: u32 = 256;
 
-/// FUSE_NOTIFY_RETRIEVE, the notification a kick writes, and
-/// FUSE_NOTIFY_REPLY, the request it brings.
-const NOTIFY_RETRIEVE: i32 = 5;
-const OP_NOTIFY_REPLY: u32 = 41;
-/// The `unique` of a kick's request: the kernel numbers its own requests
-/// with a counter stepping by two, far below this even number.
-const KICK_UNIQUE: u64 = 1 << 62;
-/// FUSE_READ and FUSE_WRITE: requests on regular files.
-const OP_READ: u32 = 15;
-const OP_WRITE: u32 = 16;
+/// The `unique` of a kick's request is this bit and an even count below
+/// it: the kernel numbers its own requests with a counter stepping by two
+/// from zero, which never reaches it. Each kick has its own number, as
+/// the kernel finds a committed request by it.
+const KICK_BIT: u64 = 1 << 62;
+/// Files a kick may name, the most recent first: a kick naming a file
+/// whose inode is gone fails and tries the next.
+const KICK_FILES: usize = 8;
+/// How long a queue whose registration failed waits before it tries again.
+const GROW_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The kernel's smallest payload (FUSE_MIN_READ_BUFFER).
 const MIN_PAYLOAD: usize = 8192;
@@ -135,15 +141,33 @@ const HEADER_SIZE: usize = 288;
 const OP_OFFSET: usize = 128;
 const OP_MAX: usize = 128;
 const PAYLOAD_SZ_OFFSET: usize = 256 + 16;
-const IN_HEADER_LEN: usize = 40;
-const OUT_HEADER_LEN: usize = 16;
+const IN_HEADER_LEN: usize = abi::IN_HEADER;
+const OUT_HEADER_LEN: usize = abi::OUT_HEADER;
 
 /// Completion tag of a wake-up sent to a queue's ring.
 const WAKE: u64 = u64::MAX;
 
 /// Whether the kernel offered FUSE-over-io_uring in INIT (`flags | flags2 << 32`).
 pub fn offered(init_flags64: u64) -> bool {
-    init_flags64 & FUSE_OVER_IO_URING != 0
+    init_flags64 & init::OVER_IO_URING != 0
+}
+
+/// Whether this process may make the rings the queues need: checked before
+/// the INIT reply takes the ring, since a connection that took it cannot go
+/// back. io_uring can be off for the whole machine
+/// (`kernel.io_uring_disabled`) or forbidden by a seccomp filter, as in
+/// some container runtimes.
+pub fn usable() -> io::Result<()> {
+    new_ring().map(drop)
+}
+
+/// A queue's ring.
+fn new_ring() -> io::Result<IoUring<squeue::Entry128, cqueue::Entry>> {
+    IoUring::<squeue::Entry128, cqueue::Entry>::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_taskrun_flag()
+        .build(SQ_DEPTH)
 }
 
 /// The payload size the kernel requires of every entry:
@@ -163,20 +187,6 @@ fn page_size() -> usize {
 /// The request handler: runs on the queue thread, gets the request in
 /// `/dev/fuse` framing and the handle to answer it with.
 pub type Handler = Arc<dyn Fn(&[u8], RingReply) + Send + Sync>;
-
-/// What one queue has done, for `status` and tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueStats {
-    pub qid: u16,
-    /// Requests that arrived over this queue's ring.
-    pub requests: u64,
-    /// Entries registered with the kernel.
-    pub entries: usize,
-    /// Entries handed to the handler and not answered yet (parked requests).
-    pub held: usize,
-    /// Kicks sent to fetch requests left in the kernel's backlog.
-    pub kicks: u64,
-}
 
 /// The queue threads of one connection; dropping it stops and joins them.
 pub struct Rings {
@@ -212,30 +222,6 @@ pub fn start(dev: BorrowedFd<'_>, payload_size: usize, handler: Handler) -> io::
         }
     }
     Ok(rings)
-}
-
-impl Rings {
-    /// Per-queue counters.
-    pub fn stats(&self) -> Vec<QueueStats> {
-        self.queues
-            .iter()
-            .map(|(queue, _)| QueueStats {
-                qid: queue.qid,
-                requests: queue.requests.load(Ordering::Relaxed),
-                entries: queue.entries.load(Ordering::Relaxed),
-                held: queue.held.load(Ordering::Relaxed),
-                kicks: queue.kicks.load(Ordering::Relaxed),
-            })
-            .collect()
-    }
-
-    /// Whether every queue thread has ended (the connection is gone).
-    pub fn finished(&self) -> bool {
-        self.queues.iter().all(|(_, thread)| thread.is_finished())
-    }
-
-    /// Stops the queue threads and joins them.
-    pub fn stop(self) {}
 }
 
 impl Drop for Rings {
@@ -275,10 +261,6 @@ struct Queue {
     ring_fd: OwnedFd,
     mailbox: Mutex<Mailbox>,
     stopping: AtomicBool,
-    requests: AtomicU64,
-    entries: AtomicUsize,
-    held: AtomicUsize,
-    kicks: AtomicU64,
 }
 
 #[derive(Default)]
@@ -375,10 +357,10 @@ unsafe impl Sync for Slot {}
 unsafe impl Send for Slot {}
 
 impl Slot {
-    fn new(payload_size: usize) -> io::Result<Arc<Slot>> {
+    fn new(payload: Payload) -> Arc<Slot> {
         let slot = Arc::new(Slot {
             header: UnsafeCell::new([0; HEADER_SIZE]),
-            payload: Payload::new(payload_size)?,
+            payload,
             touched: AtomicUsize::new(0),
             iov: UnsafeCell::new(
                 [libc::iovec {
@@ -400,18 +382,25 @@ impl Slot {
                 },
             ];
         }
-        Ok(slot)
+        slot
     }
 }
 
-/// An anonymous mapping: untouched pages cost no memory.
-struct Payload {
+/// An anonymous mapping cut into the payload buffers of up to
+/// [`ENTRIES_PER_MAPPING`] entries: untouched pages cost no memory.
+struct Mapping {
     ptr: *mut u8,
     len: usize,
 }
 
-impl Payload {
-    fn new(len: usize) -> io::Result<Payload> {
+// SAFETY: the mapping is plain memory; who writes where is settled by the
+// entries cut from it (see `Slot`).
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    fn new(len: usize) -> io::Result<Arc<Mapping>> {
         // SAFETY: a fresh private anonymous mapping aliases nothing.
         let ptr = unsafe {
             libc::mmap(
@@ -426,11 +415,26 @@ impl Payload {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Payload {
+        Ok(Arc::new(Mapping {
             ptr: ptr.cast(),
             len,
-        })
+        }))
     }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is ours and no entry refers to it any more.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// One entry's payload buffer, a page-aligned stretch of a [`Mapping`] that
+/// it keeps alive.
+struct Payload {
+    _mapping: Arc<Mapping>,
+    ptr: *mut u8,
+    len: usize,
 }
 
 impl Payload {
@@ -439,17 +443,11 @@ impl Payload {
         let page = page_size();
         let end = touched.min(self.len).next_multiple_of(page);
         if end > page {
-            // SAFETY: the range lies inside our own mapping, and its contents
-            // are not needed (the caller copied the request out).
+            // SAFETY: the range lies inside this entry's stretch of the
+            // mapping, and its contents are not needed (the caller copied
+            // the request out).
             unsafe { libc::madvise(self.ptr.add(page).cast(), end - page, libc::MADV_DONTNEED) };
         }
-    }
-}
-
-impl Drop for Payload {
-    fn drop(&mut self) {
-        // SAFETY: the mapping is ours and nothing refers to it any more.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
     }
 }
 
@@ -519,23 +517,28 @@ struct Server {
     payload_size: usize,
     handler: Handler,
     slots: Vec<Arc<Slot>>,
+    /// The mapping new entries' payloads are cut from, and how many it has
+    /// given.
+    mapping: Option<(Arc<Mapping>, usize)>,
     /// Entries waiting in the kernel for a request.
     free: usize,
     /// Entries handed to the handler, not yet committed.
     held: usize,
     /// The connection ended (an entry completed with ENOTCONN and the like).
     gone: bool,
-    /// A registration failed: grow no more.
-    cannot_grow: bool,
-    /// The entry whose kick reply was committed in the last submission: if
-    /// it carries a request in the completions that follow at once, the
-    /// commit fetched from the backlog, which may hold more.
+    /// A registration failed: grow again no sooner than this.
+    grow_after: Option<std::time::Instant>,
+    /// The entry whose kick reply was committed: if it carries a request in
+    /// the completions that follow its submission at once, the commit
+    /// fetched from the backlog, which may hold more.
     probe: Option<usize>,
     /// Kick (again) after this batch.
     kick: bool,
-    /// The node of the last READ or WRITE: a regular file, which a kick's
-    /// retrieve must name (0: none seen yet).
-    file_node: u64,
+    /// Kicks sent, which numbers the next one.
+    kicks: u64,
+    /// Regular files, the most recent READ's or WRITE's first, which a
+    /// kick's retrieve must name.
+    files: Vec<u64>,
     request: Vec<u8>,
     completions: Vec<(u64, i32)>,
     commits: Vec<(u32, u64)>,
@@ -588,21 +591,13 @@ fn pin_to_cpu(cpu: u16) {
 
 impl Server {
     fn new(qid: u16, dev: OwnedFd, payload_size: usize, handler: Handler) -> io::Result<Server> {
-        let ring = IoUring::<squeue::Entry128, cqueue::Entry>::builder()
-            .setup_single_issuer()
-            .setup_defer_taskrun()
-            .setup_taskrun_flag()
-            .build(SQ_DEPTH)?;
+        let ring = new_ring()?;
         let queue = Arc::new(Queue {
             qid,
             // SAFETY: the ring's descriptor is open for as long as `ring`.
             ring_fd: unsafe { BorrowedFd::borrow_raw(ring.as_raw_fd()) }.try_clone_to_owned()?,
             mailbox: Mutex::new(Mailbox::default()),
             stopping: AtomicBool::new(false),
-            requests: AtomicU64::new(0),
-            entries: AtomicUsize::new(0),
-            held: AtomicUsize::new(0),
-            kicks: AtomicU64::new(0),
         });
         OWN_QUEUE.with(|own| own.set(Arc::as_ptr(&queue) as usize));
         let mut server = Server {
@@ -612,13 +607,15 @@ impl Server {
             payload_size,
             handler,
             slots: Vec::new(),
+            mapping: None,
             free: 0,
             held: 0,
             gone: false,
-            cannot_grow: false,
+            grow_after: None,
             probe: None,
             kick: false,
-            file_node: 0,
+            kicks: 0,
+            files: Vec::with_capacity(KICK_FILES),
             request: Vec::new(),
             completions: Vec::new(),
             commits: Vec::new(),
@@ -656,20 +653,31 @@ impl Server {
                     .map(|cqe| (cqe.user_data(), cqe.result())),
             );
             let probe = self.probe.take();
+            let mut probed = false;
             for i in 0..self.completions.len() {
                 let (tag, result) = self.completions[i];
                 if tag != WAKE {
-                    if probe == Some(tag as usize) && result >= 0 {
-                        self.kick = true;
+                    let kick = self.complete(tag as usize, result);
+                    if probe == Some(tag as usize) {
+                        probed = true;
+                        self.kick |= result >= 0 && !kick;
                     }
-                    self.complete(tag as usize, result);
                 }
+            }
+            if !probed && self.probe.is_none() && !self.ring.submission().is_empty() {
+                // The kick's commit has not reached the kernel yet (the
+                // enter was cut short): look again after the next one.
+                self.probe = probe;
             }
             self.commit_answered()?;
             if self.queue.stopping.load(Ordering::Acquire) || (self.gone && self.free == 0) {
                 return Ok(());
             }
-            if self.grow()? || std::mem::take(&mut self.kick) {
+            self.kick |= self.grow()?;
+            // One kick at a time: a new one would land on the entry whose
+            // commit is being watched and look like a fetched request.
+            if self.kick && self.probe.is_none() {
+                self.kick = false;
                 self.send_kick()?;
             }
             // A kick's reply was just committed: look at once whether its
@@ -685,30 +693,31 @@ impl Server {
     /// `complete`) fetches the backlog's first request.
     fn send_kick(&mut self) -> io::Result<()> {
         self.ring.submit()?;
-        if self.file_node == 0 {
-            // Nothing has read or written yet, so nothing is parked either.
-            return Ok(());
+        const LEN: usize = OUT_HEADER_LEN + abi::NOTIFY_RETRIEVE_OUT;
+        while let Some(&file) = self.files.first() {
+            let unique = KICK_BIT | (self.kicks << 1 & (KICK_BIT - 1));
+            let mut notify = [0u8; LEN];
+            notify[0..4].copy_from_slice(&(LEN as u32).to_ne_bytes());
+            notify[4..8].copy_from_slice(&abi::NOTIFY_RETRIEVE.to_ne_bytes());
+            // fuse_notify_retrieve_out: notify_unique, nodeid, offset, size.
+            notify[16..24].copy_from_slice(&unique.to_ne_bytes());
+            notify[24..32].copy_from_slice(&file.to_ne_bytes());
+            // SAFETY: writes from a live buffer of the given length.
+            let written = unsafe { libc::write(self.dev.as_raw_fd(), notify.as_ptr().cast(), LEN) };
+            if written >= 0 {
+                self.kicks += 1;
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if !matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINVAL)) {
+                log::debug!("io_uring queue {}: kick: {e}", self.queue.qid);
+                break;
+            }
+            // Its inode is gone (or the number is no regular file's now).
+            self.files.remove(0);
         }
-        const LEN: usize = OUT_HEADER_LEN + 32;
-        let mut notify = [0u8; LEN];
-        notify[0..4].copy_from_slice(&(LEN as u32).to_ne_bytes());
-        notify[4..8].copy_from_slice(&NOTIFY_RETRIEVE.to_ne_bytes());
-        // fuse_notify_retrieve_out: notify_unique, nodeid, offset, size.
-        notify[16..24].copy_from_slice(&KICK_UNIQUE.to_ne_bytes());
-        notify[24..32].copy_from_slice(&self.file_node.to_ne_bytes());
-        // SAFETY: writes from a live buffer of the given length.
-        let written =
-            unsafe { libc::write(self.dev.as_raw_fd(), notify.as_ptr().cast(), notify.len()) };
-        if written < 0 {
-            // The file is gone (ENOENT); the next READ or WRITE names another.
-            log::debug!(
-                "io_uring queue {}: kick: {}",
-                self.queue.qid,
-                io::Error::last_os_error()
-            );
-        } else {
-            self.queue.kicks.fetch_add(1, Ordering::Relaxed);
-        }
+        // No file to name: the next READ or WRITE brings one.
+        self.kick = true;
         Ok(())
     }
 
@@ -736,8 +745,9 @@ impl Server {
         }
     }
 
-    /// An entry completed: a request arrived in it, or it failed.
-    fn complete(&mut self, index: usize, result: i32) {
+    /// An entry completed: a request arrived in it, or it failed. Whether
+    /// the request was a kick's.
+    fn complete(&mut self, index: usize, result: i32) -> bool {
         self.free -= 1;
         if result < 0 {
             match -result {
@@ -750,10 +760,10 @@ impl Server {
                     io::Error::from_raw_os_error(errno)
                 ),
             }
-            return;
+            return false;
         }
         let Some(slot) = self.slots.get(index).cloned() else {
-            return;
+            return false;
         };
         // SAFETY: the completion hands the entry to us; the kernel does not
         // touch it until we commit, which only the reply below can trigger.
@@ -774,7 +784,7 @@ impl Server {
             .min(OP_MAX);
         let unique = u64::from_ne_bytes(header[8..16].try_into().unwrap_or_default());
         let opcode = u32::from_ne_bytes(header[4..8].try_into().unwrap_or_default());
-        if opcode == OP_NOTIFY_REPLY && unique == KICK_UNIQUE {
+        if opcode == abi::opcode::NOTIFY_REPLY && unique & KICK_BIT != 0 {
             // A kick: answered here, and its commit is watched.
             self.held += 1;
             RingReply {
@@ -786,10 +796,15 @@ impl Server {
             }
             .send(&[0u8; OUT_HEADER_LEN]);
             self.probe = Some(index);
-            return;
+            return true;
         }
-        if opcode == OP_READ || opcode == OP_WRITE {
-            self.file_node = u64::from_ne_bytes(header[16..24].try_into().unwrap_or_default());
+        if opcode == abi::opcode::READ || opcode == abi::opcode::WRITE {
+            let node = u64::from_ne_bytes(header[16..24].try_into().unwrap_or_default());
+            if self.files.first() != Some(&node) {
+                self.files.retain(|&file| file != node);
+                self.files.truncate(KICK_FILES - 1);
+                self.files.insert(0, node);
+            }
         }
         self.request.clear();
         self.request.extend_from_slice(&header[..IN_HEADER_LEN]);
@@ -806,8 +821,6 @@ impl Server {
             slot.touched.store(touched, Ordering::Relaxed);
         }
         self.held += 1;
-        self.queue.held.store(self.held, Ordering::Relaxed);
-        self.queue.requests.fetch_add(1, Ordering::Relaxed);
         let reply = RingReply {
             queue: self.queue.clone(),
             slot,
@@ -816,6 +829,7 @@ impl Server {
             answered: false,
         };
         (self.handler)(&self.request, reply);
+        false
     }
 
     /// Commits every answered entry, each fetching its next request.
@@ -836,7 +850,6 @@ impl Server {
             self.free += 1;
         }
         self.commits.clear();
-        self.queue.held.store(self.held, Ordering::Relaxed);
         Ok(())
     }
 
@@ -844,25 +857,33 @@ impl Server {
     /// one; whether it registered any.
     fn grow(&mut self) -> io::Result<bool> {
         let want = MIN_FREE.max(self.held / 4);
-        if self.free >= want || self.gone || self.cannot_grow {
+        let waiting = self
+            .grow_after
+            .is_some_and(|at| std::time::Instant::now() < at);
+        if self.free >= want || self.gone || waiting {
             return Ok(false);
         }
+        let before = self.slots.len();
         while self.free < 2 * want && self.slots.len() < MAX_ENTRIES_PER_QUEUE {
             if let Err(e) = self.register() {
-                log::error!(
-                    "io_uring queue {}: cannot add an entry: {e}",
-                    self.queue.qid
-                );
-                self.cannot_grow = true;
-                break;
+                if self.grow_after.is_none() {
+                    log::error!(
+                        "io_uring queue {}: cannot add an entry: {e}; trying again every {} s",
+                        self.queue.qid,
+                        GROW_RETRY.as_secs()
+                    );
+                }
+                self.grow_after = Some(std::time::Instant::now() + GROW_RETRY);
+                return Ok(self.slots.len() > before);
             }
         }
-        Ok(true)
+        self.grow_after = None;
+        Ok(self.slots.len() > before)
     }
 
     /// Registers one more entry.
     fn register(&mut self) -> io::Result<()> {
-        let slot = Slot::new(self.payload_size)?;
+        let slot = Slot::new(self.next_payload()?);
         let mut cmd = [0u8; 80];
         cmd[16..18].copy_from_slice(&self.queue.qid.to_ne_bytes());
         let sqe = opcode::UringCmd80::new(types::Fd(self.dev.as_raw_fd()), CMD_REGISTER)
@@ -873,10 +894,26 @@ impl Server {
         self.push(with_len(sqe, 2))?;
         self.slots.push(slot);
         self.free += 1;
-        self.queue
-            .entries
-            .store(self.slots.len(), Ordering::Relaxed);
         Ok(())
+    }
+
+    /// A payload buffer for a new entry, from the current mapping or a new one.
+    fn next_payload(&mut self) -> io::Result<Payload> {
+        let stride = self.payload_size.next_multiple_of(page_size());
+        let (mapping, used) = match self.mapping.take() {
+            Some((mapping, used)) if used < ENTRIES_PER_MAPPING => (mapping, used),
+            _ => (Mapping::new(stride * ENTRIES_PER_MAPPING)?, 0),
+        };
+        // SAFETY: `used < ENTRIES_PER_MAPPING`, so the stretch lies inside
+        // the mapping.
+        let ptr = unsafe { mapping.ptr.add(used * stride) };
+        let payload = Payload {
+            _mapping: Arc::clone(&mapping),
+            ptr,
+            len: self.payload_size,
+        };
+        self.mapping = Some((mapping, used + 1));
+        Ok(payload)
     }
 
     fn push(&mut self, sqe: squeue::Entry128) -> io::Result<()> {
