@@ -190,10 +190,9 @@ fn mount_option_timeout_gives_etimedout() {
 
 #[test]
 fn a_read_parked_after_a_quiet_second_still_times_out() {
-    // After a second with nothing to watch the watchdog sleeps without a
-    // timeout (so that, while busy, parking a read costs no wakeup); the
-    // first read parked after that must wake it. Its idleness cannot be
-    // observed from outside, hence the plain wait.
+    // After a second with no deadline the timer thread sleeps without a
+    // timeout; the first read parked after that must wake it. Its
+    // idleness cannot be observed from outside, hence the plain wait.
     let m = mount!("timeout=200");
     let s = create_slot(&m.path("quiet"));
     std::thread::sleep(Duration::from_millis(1500));

@@ -684,7 +684,7 @@ impl Run {
         self.signalled.insert(id);
     }
 
-    /// Time passes and the watchdog sweeps every slot.
+    /// Time passes and the timer expires every read whose deadline passed.
     fn tick(&mut self) {
         let d = *self.rng.pick(&[0, 1, 5, 50, 99, 100, 200, 1000]);
         self.clock.advance(ms(d));
