@@ -119,15 +119,15 @@ fn version_names_the_cargo_version_and_the_commit() {
     }
 }
 
-/// Mounts through the package's own helper: two read-only overlays in a
-/// private mount namespace lay the extracted /sbin and /usr/bin over the
-/// real ones, so the real mount(8) finds the package's
+/// Mounts through the installed package's helper: two read-only overlays
+/// in a private mount namespace lay the throwaway root's /sbin and /usr/bin
+/// over the real ones, so the real mount(8) finds the package's
 /// /sbin/mount.fuse.mailslotfs, whose absolute link to /usr/bin/mailslotfs
 /// resolves to the package's binary, exactly as on a machine where the
 /// package is installed (a bind mount could not do it: /usr/bin/mailslotfs
 /// does not exist here to mount over, and hiding all of /usr/bin would
 /// hide mount(8) and bash). The daemon found serving the mount must be that
-/// extracted binary. The host's own /sbin and /usr/bin are untouched.
+/// installed binary. The host's own /sbin and /usr/bin are untouched.
 const HELPER_SCRIPT: &str = r#"
 mount -t overlay overlay -o "ro,lowerdir=$ROOT/usr/bin:/usr/bin" /usr/bin
 mount -t overlay overlay -o "ro,lowerdir=$ROOT/sbin:/sbin" /sbin
@@ -167,9 +167,56 @@ const PACKAGE_FILES: &[(&str, Option<&str>)] = &[
         "./usr/share/fish/vendor_completions.d/mailslotfs.fish",
         None,
     ),
+    ("./usr/share/doc/mailslotfs/copyright", None),
+    ("./usr/share/doc/mailslotfs/changelog.gz", None),
     ("./usr/share/doc/mailslotfs/examples/chat.sh", None),
     ("./usr/share/doc/mailslotfs/examples/client.c", None),
 ];
+
+/// Runs scripts/package.sh on the test's binary into `out`, dating the
+/// files as given; returns the package's path (its last line of output).
+fn build_package(out: &Path, epoch: &str) -> PathBuf {
+    let built = run(
+        Command::new(repo().join("scripts/package.sh"))
+            .env("BIN", BIN)
+            .env("OUTDIR", out)
+            .env("SOURCE_DATE_EPOCH", epoch),
+        Duration::from_secs(120),
+    );
+    PathBuf::from(ok(&built).lines().last().unwrap_or_default())
+}
+
+/// `dpkg` on a throwaway root, with its own database
+/// (`ROOT/var/lib/dpkg`) and log: the machine's are never read or written.
+fn dpkg_in(root: &Path, args: &[&str]) -> String {
+    let log = root.join("var/log/dpkg.log");
+    ok(&run(
+        Command::new("dpkg")
+            .arg(format!("--root={}", root.display()))
+            .arg(format!("--log={}", log.display()))
+            .args(args),
+        CMD_TIMEOUT,
+    ))
+}
+
+/// Every path under `root` but its dpkg database and log.
+fn files_outside_var(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path == root.join("var") {
+                continue;
+            }
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(path.clone());
+            }
+            found.push(path);
+        }
+    }
+    found
+}
 
 #[test]
 fn debian_package_holds_everything_and_mounts_through_its_helper() {
@@ -177,28 +224,29 @@ fn debian_package_holds_everything_and_mounts_through_its_helper() {
         return;
     }
     let out = temp_dir("deb");
+    let again = temp_dir("deb-again");
     let root = temp_dir("deb-root");
     let mnt = temp_dir("deb-mnt");
     // Kills the daemon by the PID found through its mount point and
     // unmounts, also when an assertion below fails half-way.
-    let _scratch = Scratch(vec![mnt.clone(), root.clone(), out.clone()]);
+    let _scratch = Scratch(vec![mnt.clone(), root.clone(), out.clone(), again.clone()]);
 
-    let built = run(
-        Command::new(repo().join("scripts/package.sh"))
-            .env("BIN", BIN)
-            .env("OUTDIR", &out),
-        Duration::from_secs(120),
-    );
-    let stdout = ok(&built);
+    let epoch = "1780000000";
+    let deb = build_package(&out, epoch);
     let arch = output("dpkg", &["--print-architecture"]).trim().to_owned();
-    let deb = out.join(format!(
-        "mailslotfs_{}_{arch}.deb",
-        env!("CARGO_PKG_VERSION")
-    ));
     assert_eq!(
-        stdout.lines().last(),
-        deb.to_str(),
+        deb,
+        out.join(format!(
+            "mailslotfs_{}_{arch}.deb",
+            env!("CARGO_PKG_VERSION")
+        )),
         "last line: the package"
+    );
+    // Reproducible: the same tree and date give the same bytes.
+    let rebuilt = build_package(&again, epoch);
+    assert!(
+        std::fs::read(&deb).unwrap() == std::fs::read(&rebuilt).unwrap(),
+        "two builds of one tree differ"
     );
 
     let deb_arg = deb.to_str().unwrap();
@@ -236,48 +284,117 @@ fn debian_package_holds_everything_and_mounts_through_its_helper() {
         "{installed}"
     );
 
-    ok(&run(
-        Command::new("dpkg-deb").args(["-x", deb_arg]).arg(&root),
-        CMD_TIMEOUT,
-    ));
+    // Installed as `dpkg -i` installs it, into a throwaway root with an
+    // empty database of its own. --force-depends: the root has no fuse3
+    // or libc6; --path-include: whatever the host's dpkg.cfg.d leaves out
+    // (slim images drop /usr/share/doc and man), the package's files land.
+    let host_db = std::fs::read("/var/lib/dpkg/status").ok();
+    for dir in ["var/lib/dpkg", "var/log"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
+    dpkg_in(
+        &root,
+        &["--force-depends", "--path-include=/*", "-i", deb_arg],
+    );
+    let status = dpkg_in(&root, &["-s", "mailslotfs"]);
+    assert!(status.contains("Status: install ok installed"), "{status}");
+    for (file, target) in PACKAGE_FILES {
+        let path = root.join(file.trim_start_matches("./"));
+        match target {
+            Some(target) => assert_eq!(std::fs::read_link(&path).unwrap(), Path::new(target)),
+            None => assert!(path.is_file(), "{file} not installed"),
+        }
+    }
     let service = root.join("usr/lib/systemd/system/mailslotfs.service");
     let service = std::fs::read_to_string(service).unwrap();
     assert!(
         service.contains("ExecStart=/usr/bin/mailslotfs mount"),
         "{service}"
     );
-    check_man_page(&root);
-
-    if !root_with_fuse("mounting through the package's helper") {
-        return;
+    check_doc_files(&root.join("usr/share/doc/mailslotfs"));
+    check_man_page(&root.join("usr/share/man"));
+    if root_with_fuse("mounting through the package's helper") {
+        bash_in_private_namespace(
+            HELPER_SCRIPT,
+            &[("ROOT", &root), ("D1", &mnt), ("D2", &mnt)],
+        );
     }
-    bash_in_private_namespace(
-        HELPER_SCRIPT,
-        &[("ROOT", &root), ("D1", &mnt), ("D2", &mnt)],
+
+    // `dpkg -r` takes every file away again.
+    dpkg_in(&root, &["-r", "mailslotfs"]);
+    let left = files_outside_var(&root);
+    assert!(left.is_empty(), "left after dpkg -r: {left:?}");
+    assert!(
+        std::fs::read("/var/lib/dpkg/status").ok() == host_db,
+        "the machine's dpkg database changed"
     );
 }
 
-/// `man` finds mailslotfs(8) in the extracted tree by name, and renders it
-/// (`man -l`) without a complaint.
-fn check_man_page(root: &Path) {
+/// The copyright file is machine-readable (DEP-5) and names the licenses;
+/// the changelog is one entry for this version, as dpkg reads it.
+fn check_doc_files(doc: &Path) {
+    let copyright = std::fs::read_to_string(doc.join("copyright")).unwrap();
+    assert!(
+        copyright.starts_with(
+            "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n"
+        ),
+        "{copyright}"
+    );
+    for needle in [
+        "\nFiles: *\n",
+        "\nLicense: MIT or Apache-2.0\n",
+        "\nLicense: MIT\n",
+        "\nLicense: Apache-2.0\n",
+    ] {
+        assert!(
+            copyright.contains(needle),
+            "{needle:?} not in:\n{copyright}"
+        );
+    }
+    let changelog = ok(&run(
+        Command::new("gzip")
+            .arg("-dc")
+            .arg(doc.join("changelog.gz")),
+        CMD_TIMEOUT,
+    ));
+    let first = format!(
+        "mailslotfs ({}) unstable; urgency=medium\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(changelog.starts_with(&first), "{changelog}");
+    if have_program("dpkg-parsechangelog", "dpkg-dev") {
+        let plain = doc.join("changelog");
+        std::fs::write(&plain, &changelog).unwrap();
+        let parsed = output("dpkg-parsechangelog", &["-l", plain.to_str().unwrap()]);
+        std::fs::remove_file(&plain).unwrap();
+        let want = format!("\nVersion: {}\n", env!("CARGO_PKG_VERSION"));
+        assert!(parsed.contains(&want), "{parsed}");
+        assert!(parsed.contains("\nTimestamp: 1780000000\n"), "{parsed}");
+    }
+}
+
+/// `man` finds mailslotfs(8) by name under `manpath` (as `man
+/// mailslotfs` does once the page is installed there) and renders it
+/// without a complaint.
+fn check_man_page(manpath: &Path) {
     if !have_program("man", "man-db") {
         return;
     }
-    let manpath = root.join("usr/share/man");
-    let found = output(
-        "man",
-        &["-M", manpath.to_str().unwrap(), "-w", "8", "mailslotfs"],
-    );
-    assert_eq!(
-        Path::new(found.trim()),
-        manpath.join("man8/mailslotfs.8.gz")
+    let manpath = manpath.to_str().unwrap();
+    let found = output("man", &["-M", manpath, "-w", "8", "mailslotfs"]);
+    assert!(
+        found
+            .trim()
+            .starts_with(&format!("{manpath}/man8/mailslotfs.8")),
+        "{found}"
     );
     let rendered = run(
         Command::new("man")
-            .arg("-l")
-            .arg(manpath.join("man8/mailslotfs.8.gz"))
+            .args(["-M", manpath, "8", "mailslotfs"])
             .env("MANWIDTH", "80")
-            .env("MANPAGER", "cat"),
+            .env("MANPAGER", "cat")
+            .env("PAGER", "cat"),
         CMD_TIMEOUT,
     );
     let text = ok(&rendered);
@@ -291,7 +408,26 @@ fn check_man_page(root: &Path) {
         "MOUNT HELPER",
         "mailslotfs mount",
         "quota_bytes=BYTES",
+        "netbios_name=NAME",
     ] {
         assert!(text.contains(needle), "{needle} not in:\n{text}");
     }
+}
+
+/// `scripts/install.sh` into a staging root: `man -M ROOT/usr/local/share/man
+/// mailslotfs` (what `man mailslotfs` does with the default MANPATH once
+/// installed for real) finds and renders the page.
+#[test]
+fn man_finds_the_page_install_sh_installs() {
+    let stage = temp_dir("man-stage");
+    let _scratch = Scratch(vec![stage.clone()]);
+    ok(&run(
+        Command::new(repo().join("scripts/install.sh"))
+            .env("DESTDIR", &stage)
+            .env("BIN", BIN)
+            .env_remove("PREFIX")
+            .env_remove("SBINDIR"),
+        Duration::from_secs(30),
+    ));
+    check_man_page(&stage.join("usr/local/share/man"));
 }
