@@ -1623,3 +1623,250 @@ fn nmbd_on_the_same_host_is_a_one_line_error() {
     );
     assert!(!is_mounted(&dir.0));
 }
+
+/// A file of `/etc/netns/NS/`, which `ip netns exec NS` binds over the
+/// file of that name in /etc for what it runs; removed (with the
+/// directories it made) on drop.
+struct NetnsEtcFile {
+    dir: PathBuf,
+}
+
+impl NetnsEtcFile {
+    fn new(ns: &str, name: &str, text: &str) -> NetnsEtcFile {
+        let dir = Path::new("/etc/netns").join(ns);
+        std::fs::create_dir_all(&dir).expect("/etc/netns/NS");
+        std::fs::write(dir.join(name), text).expect("/etc/netns/NS file");
+        NetnsEtcFile { dir }
+    }
+}
+
+impl Drop for NetnsEtcFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        // Only if no one else keeps files there.
+        let _ = std::fs::remove_dir("/etc/netns");
+    }
+}
+
+/// A bridged mount started with `ip netns exec`, so that it sees its
+/// namespace's /etc/netns files, and in the mount namespace that command
+/// makes: the test reaches the mount through `/proc/PID/root`. Stopped by
+/// PID on drop; the mount goes with its namespace.
+struct IsolatedBridge {
+    daemon: Process,
+    dir: PathBuf,
+}
+
+impl IsolatedBridge {
+    fn start(ns: &str, args: &[&str]) -> IsolatedBridge {
+        let dir = temp_dir("iso");
+        let dir_arg = dir.to_string_lossy().into_owned();
+        let mut command = vec![BIN, "mount", &dir_arg, "--foreground", "--bridge", "-v"];
+        command.extend(args);
+        let daemon = start_in(ns, &command, &dir.with_extension("log"));
+        let pid = daemon.child.id();
+        let mounted = wait_until(MOUNT_TIMEOUT, || {
+            std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+                .is_ok_and(|info| info.contains(&format!(" {dir_arg} ")))
+        });
+        assert!(mounted, "no mount at {dir_arg}:\n{}", daemon.log());
+        IsolatedBridge { daemon, dir }
+    }
+
+    /// The mount directory as the test reaches it.
+    fn root(&self) -> PathBuf {
+        let inside = self.dir.strip_prefix("/").expect("an absolute path");
+        Path::new("/proc")
+            .join(self.daemon.child.id().to_string())
+            .join("root")
+            .join(inside)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root().join(rel)
+    }
+
+    fn attr(&self, name: &str) -> String {
+        getxattr(&self.path(".net"), &format!("user.mailslot.bridge.{name}")).expect("bridge xattr")
+    }
+}
+
+impl Drop for IsolatedBridge {
+    fn drop(&mut self) {
+        self.daemon.stop();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// A DNS server that takes every query and answers none.
+const SILENT_DNS: &str = "import socket\n\
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+    s.bind(('0.0.0.0', 53))\n\
+    print('listening', flush=True)\n\
+    while True: s.recv(4096)\n";
+
+/// The namespace's resolv.conf names a DNS server that never answers, so
+/// the system resolver takes 10 s a name: a write to a name nobody holds
+/// still fails EHOSTUNREACH about 1.5 s after it began; writes to other
+/// missing names started meanwhile are not held up behind it; another
+/// write to it fails at once (the miss is kept); local slots go on
+/// throughout.
+#[test]
+fn a_silent_dns_server_does_not_delay_a_missing_name() {
+    if !lab_ready(&["python3"]) {
+        return;
+    }
+    let lab = Lab::new(2);
+    let scratch = Scratch::new("dns");
+    let dns = lab.start(
+        1,
+        &["python3", "-c", SILENT_DNS],
+        &scratch.0.join("dns.log"),
+    );
+    dns.wait_for_log("listening", CMD_TIMEOUT);
+    let _resolv = NetnsEtcFile::new(
+        &lab.ns(0),
+        "resolv.conf",
+        &format!("nameserver {}\noptions timeout:5 attempts:2\n", lab.addr(1)),
+    );
+    // The premise: the system resolver there waits on the silent server.
+    let premise = try_run(
+        Command::new("ip").args([
+            "netns",
+            "exec",
+            &lab.ns(0),
+            "python3",
+            "-c",
+            "import socket; socket.getaddrinfo('NOBODY0', 0)",
+        ]),
+        None,
+        Duration::from_secs(3),
+    );
+    assert!(
+        premise.0.is_none(),
+        "the resolver did not wait: {premise:?}"
+    );
+
+    let host = IsolatedBridge::start(&lab.ns(0), &["--netbios-name=SLOWDNS"]);
+    std::fs::create_dir(host.path("app")).unwrap();
+    let local = create_slot(&host.path("app/local"));
+    let timing = ok(&python(
+        &host.root(),
+        r#"
+        import threading, time
+        took = {}
+        def missing(name, key=None):
+            start = time.monotonic()
+            fd = os.open(P(".net/%s/x" % name), os.O_WRONLY | os.O_CREAT)
+            took[key or name] = (err(os.write, fd, b"lost"), time.monotonic() - start)
+            os.close(fd)
+        names = ["NOBODY1", "NOBODY2", "NOBODY3"]
+        threads = []
+        for name in names:
+            threads.append(threading.Thread(target=missing, args=(name,)))
+            threads[-1].start()
+            time.sleep(0.3)
+        slowest = 0
+        while any(t.is_alive() for t in threads):
+            start = time.monotonic()
+            fd = os.open(P(".net/SLOWDNS/app/local"), os.O_WRONLY | os.O_CREAT)
+            os.write(fd, b"meanwhile")
+            os.close(fd)
+            slowest = max(slowest, time.monotonic() - start)
+            time.sleep(0.05)
+        for t in threads:
+            t.join()
+        missing("NOBODY1", "again")
+        for name in names + ["again"]:
+            print(name, took[name][0], round(took[name][1], 2))
+        print("local", round(slowest, 3))
+        "#,
+        CMD_TIMEOUT,
+    ));
+    let rows: Vec<Vec<&str>> = timing
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let unreachable = libc::EHOSTUNREACH.to_string();
+    for row in &rows[..3] {
+        assert_eq!(row[1], unreachable, "{timing}");
+        let took: f64 = row[2].parse().unwrap();
+        assert!(
+            (1.3..2.5).contains(&took),
+            "{} failed after {took} s: {timing}",
+            row[0]
+        );
+    }
+    assert_eq!(rows[3][1], unreachable, "{timing}");
+    let again: f64 = rows[3][2].parse().unwrap();
+    assert!(again < 0.3, "the miss was not kept: {timing}");
+    let slowest: f64 = rows[4][1].parse().unwrap();
+    assert!(slowest < 0.5, "a local write waited {slowest} s: {timing}");
+    assert_eq!(recv(&local, DELIVERY_TIMEOUT), b"meanwhile");
+    assert_eq!(host.attr("unreachable"), "4");
+    let cache = host.attr("system_cache");
+    for name in ["NOBODY1", "NOBODY2", "NOBODY3"] {
+        assert!(cache.contains(&format!("{name}<00>=none")), "{cache}");
+    }
+    assert!(
+        host.daemon.log().contains("nobody answers for NOBODY2<00>"),
+        "{}",
+        host.daemon.log()
+    );
+}
+
+/// Ctrl-C on a write waiting for its target's address ends it at once:
+/// the daemon answers the INTERRUPT, well before the 1.5 s look-up would
+/// end; when the look-up ends, nobody having answered, nothing is sent or
+/// answered for the write.
+#[test]
+fn a_signal_ends_a_write_waiting_for_a_name() {
+    if !lab_ready(&[]) {
+        return;
+    }
+    let lab = Lab::new(1);
+    let host = lab.bridged(0, &["--netbios-name=SIGHOST"]);
+    let started = Instant::now();
+    let shell = spawn(
+        Command::new("sh")
+            .arg("-c")
+            .arg(r#"echo hi > "$D/.net/NOBODY/x""#)
+            .env("D", &host.dir),
+    );
+    let pid = shell.id();
+    // In the write itself: the create before it is answered at once.
+    let writing = wait_until(CMD_TIMEOUT, || {
+        std::fs::read_to_string(format!("/proc/{pid}/stack"))
+            .is_ok_and(|stack| stack.contains("write") && stack.contains("request_wait_answer"))
+    });
+    assert!(writing, "the write never waited in the file system");
+    let signalled = Instant::now();
+    kill(pid as i32, libc::SIGINT);
+    let out = finish(shell, CMD_TIMEOUT);
+    let after_signal = signalled.elapsed();
+    let in_all = started.elapsed();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGINT), "{out:?}");
+    assert!(
+        after_signal < Duration::from_millis(300) && in_all < Duration::from_millis(1200),
+        "ended {after_signal:?} after the signal, {in_all:?} after the start"
+    );
+    // The look-up ends nobody having answered: a no-op for the write.
+    let ended = wait_until(DELIVERY_TIMEOUT, || {
+        bridge_attr(&host, "lookups_failed") == "1"
+            && bridge_attr(&host, "system_cache").contains("NOBODY<00>=")
+    });
+    assert!(
+        ended,
+        "the look-up never ended: {}",
+        bridge_attr(&host, "system_cache")
+    );
+    assert_eq!(bridge_attr(&host, "unreachable"), "0");
+    assert_eq!(bridge_attr(&host, "sent"), "0");
+    assert!(
+        !host.stderr().contains("nobody answers for NOBODY"),
+        "{}",
+        host.stderr()
+    );
+    assert!(pid_alive(host.pid()));
+}

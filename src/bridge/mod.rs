@@ -15,11 +15,12 @@
 //! Sending: [`route`](Bridge::route) says where a target is: our own
 //! name (never sent), our domain or `*` (DIRECT_GROUP to the broadcast or
 //! multicast address, and once to our own slot), a `--peer`, or a name to
-//! look up ([`names`], then the system resolver); a unique name found goes
-//! unicast (DIRECT_UNIQUE), a group name to the group address.
+//! look up ([`names`], then the system resolver, [`system`]); a unique name
+//! found goes unicast (DIRECT_UNIQUE), a group name to the group address.
 
 pub mod names;
 pub mod net;
+pub mod system;
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};

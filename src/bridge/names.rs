@@ -8,16 +8,19 @@
 //! Our names: `COMPUTER<00>`, `COMPUTER<03>` (unique) and `DOMAIN<00>`
 //! (group) are registered by broadcast, three requests 250 ms apart as a
 //! B-node does (RFC 1002 §4.2.2, BCAST_REQ_RETRY_TIMEOUT and _COUNT); a
-//! negative response is a conflict. With a WINS server they are also
-//! registered with it by unicast, with WACK and refresh. Once held, they
-//! are answered (name queries, broadcast or unicast, and node status) and
-//! the unique ones defended against others' registrations; at the end they
-//! are released.
+//! negative response, or another node claiming one of our unique names
+//! while we are still claiming it, is a conflict. With a WINS server they
+//! are also registered with it by unicast, with WACK and refresh, and
+//! tried again with a growing wait while it does not answer. Once held,
+//! they are answered (name queries, broadcast or unicast, and node status)
+//! and the unique ones defended against others' registrations; at the end
+//! they are released.
 //!
 //! Resolving other names: a bounded cache (TTL from the answer, capped;
-//! a short negative cache), then the WINS server, then a broadcast query,
-//! three tries 500 ms apart. A waiter `W` (the caller's callback) rides
-//! along and comes back in [`Event::Resolved`].
+//! a short negative cache), then the WINS server (unless it stopped
+//! answering), then a broadcast query, three tries 500 ms apart. A waiter
+//! `W` (the caller's callback) rides along and comes back in
+//! [`Event::Resolved`].
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -37,15 +40,27 @@ const MESSENGER: u8 = 0x03;
 /// often, this many times; silence after the last means the name is ours.
 const REGISTRATION_INTERVAL: Duration = Duration::from_millis(250);
 const REGISTRATION_TRIES: u8 = 3;
-/// Each query is sent this often and this many times: 1.5 s in all, as
-/// Windows waits for a broadcast answer.
+/// Each broadcast query is sent this often and this many times.
 const QUERY_INTERVAL: Duration = Duration::from_millis(500);
 const QUERY_TRIES: u8 = 3;
-/// A WINS server is asked this often and this many times (a WACK extends
-/// the wait by what it says, at most [`MAX_WACK`]).
-const WINS_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a broadcast query waits for an answer in all (1.5 s): also the
+/// least a network write waits for its target before EHOSTUNREACH.
+pub const QUERY_WAIT: Duration = QUERY_INTERVAL.saturating_mul(QUERY_TRIES as u32);
+/// A WINS server is asked (queries and registrations) this often and this
+/// many times: Windows' NetBT defaults (NameSrvQueryTimeout 1.5 s,
+/// NameSrvQueryCount 3). RFC 1002's 5 s (UCAST_REQ_RETRY_TIMEOUT) would
+/// keep a write to a missing name waiting 15 s on a silent server. A WACK
+/// extends the wait by what it says, at most [`MAX_WACK`].
+const WINS_INTERVAL: Duration = Duration::from_millis(1500);
 const WINS_TRIES: u8 = 3;
 const MAX_WACK: Duration = Duration::from_secs(60);
+/// A WINS server that let a query go unanswered is left out of look-ups
+/// this long (Windows' WinsDownTimeout), and a registration it did not
+/// answer is tried again this much later...
+const WINS_DOWN: Duration = Duration::from_secs(15);
+/// ...then twice as long each time, up to two minutes (Windows tries again
+/// at an eighth of its 16-minute InitialRefreshTimeout).
+const WINS_RETRY_MAX: Duration = Duration::from_secs(120);
 /// What we ask a WINS server for, and answer queries with: nmbd's three days.
 const OUR_TTL: u32 = 259_200;
 /// A refresh that got no answer is tried again this much later.
@@ -63,6 +78,15 @@ const MAX_WAITERS: usize = 4096;
 /// Bytes of the statistics block of a node status (RFC 1002 §4.2.18);
 /// we have no adapter figures, so it is all zero, as nmbd's is.
 const STATISTICS_LEN: usize = 46;
+
+/// How long a query waits for an answer before it is sent again.
+fn query_interval(at_wins: bool) -> Duration {
+    if at_wins {
+        WINS_INTERVAL
+    } else {
+        QUERY_INTERVAL
+    }
+}
 
 /// What the name service needs to know.
 #[derive(Clone, Debug)]
@@ -179,19 +203,25 @@ enum Phase {
         refresh: Option<Instant>,
     },
     Conflict(Ipv4Addr),
-    /// The WINS server never answered; the subnet still knows us.
-    Unreachable,
+    /// The WINS server did not answer; the subnet still knows us, and the
+    /// registration is tried again at `retry`.
+    Unreachable {
+        retry: Instant,
+    },
     Released,
 }
 
 impl Phase {
-    fn label(self) -> String {
+    fn label(self, now: Instant) -> String {
         match self {
             Phase::Asking { refresh: false, .. } => "registering".to_owned(),
             Phase::Asking { refresh: true, .. } => "refreshing".to_owned(),
             Phase::Held { .. } => "registered".to_owned(),
             Phase::Conflict(holder) => format!("conflict with {holder}"),
-            Phase::Unreachable => "no answer".to_owned(),
+            Phase::Unreachable { retry } => format!(
+                "no answer, next try in {} s",
+                retry.saturating_duration_since(now).as_secs()
+            ),
             Phase::Released => "released".to_owned(),
         }
     }
@@ -202,6 +232,9 @@ struct Owned {
     group: bool,
     broadcast: Phase,
     wins: Option<Phase>,
+    /// How long the WINS server gets before it is asked again, should it
+    /// miss this round too.
+    wins_backoff: Duration,
 }
 
 impl Owned {
@@ -236,6 +269,9 @@ pub struct NameService<W> {
     transmits: Vec<NameTransmit>,
     events: Vec<Event<W>>,
     counters: NameCounters,
+    /// Until when look-ups leave out a WINS server that let a query go
+    /// unanswered.
+    wins_quiet_until: Option<Instant>,
 }
 
 impl<W> NameService<W> {
@@ -261,6 +297,7 @@ impl<W> NameService<W> {
             transmits: Vec::new(),
             events: Vec::new(),
             counters: NameCounters::default(),
+            wins_quiet_until: None,
         };
         for (name, group) in names {
             let broadcast = service.asking(now, false);
@@ -270,6 +307,7 @@ impl<W> NameService<W> {
                 group,
                 broadcast,
                 wins,
+                wins_backoff: WINS_DOWN,
             });
         }
         Ok(service)
@@ -332,18 +370,39 @@ impl<W> NameService<W> {
 
     /// Our names and how each stands, `NAME<xx>[ group]: STATE[, WINS
     /// STATE]`, for `status`.
-    pub fn names_held(&self) -> Vec<String> {
+    pub fn names_held(&self, now: Instant) -> Vec<String> {
         self.owned
             .iter()
             .map(|o| {
                 let kind = if o.group { " group" } else { "" };
                 let wins = o
                     .wins
-                    .map(|w| format!(", WINS {}", w.label()))
+                    .map(|w| format!(", WINS {}", w.label(now)))
                     .unwrap_or_default();
-                format!("{}{kind}: {}{wins}", o.name, o.broadcast.label())
+                format!("{}{kind}: {}{wins}", o.name, o.broadcast.label(now))
             })
             .collect()
+    }
+
+    /// Whether look-ups ask the WINS server first: not while a
+    /// registration it did not answer waits for its next try, nor for a
+    /// while after it let a query go unanswered.
+    fn wins_usable(&self, now: Instant) -> bool {
+        self.config.wins.is_some()
+            && !self
+                .owned
+                .iter()
+                .any(|o| matches!(o.wins, Some(Phase::Unreachable { .. })))
+            && self.wins_quiet_until.is_none_or(|until| until <= now)
+    }
+
+    /// How the WINS server is used, for `status`: empty without one.
+    pub fn wins_state(&self, now: Instant) -> String {
+        match (self.config.wins, self.wins_usable(now)) {
+            (None, _) => String::new(),
+            (Some(_), true) => "asked first".to_owned(),
+            (Some(_), false) => "left out of look-ups: it does not answer".to_owned(),
+        }
     }
 
     /// The cache, `NAME<xx>=ADDR` or `NAME<xx>=none` (negative), oldest
@@ -370,6 +429,7 @@ impl<W> NameService<W> {
                 .filter_map(|phase| match phase {
                     Phase::Asking { next, .. } => Some(next),
                     Phase::Held { refresh } => refresh,
+                    Phase::Unreachable { retry } => Some(retry),
                     _ => None,
                 })
         });
@@ -396,11 +456,19 @@ impl<W> NameService<W> {
             };
             if query.sent < tries {
                 query.sent += 1;
-                query.next = now + QUERY_INTERVAL;
+                query.next = now + query_interval(query.at_wins);
                 let (name, id, at_wins) = (query.name, query.id, query.at_wins);
                 self.send_query(name, id, at_wins);
                 i += 1;
             } else if query.at_wins {
+                if let Some(wins) = self.config.wins {
+                    log::warn!(
+                        "bridge: WINS server {wins} did not answer a query: \
+                         look-ups leave it out for {} s",
+                        WINS_DOWN.as_secs()
+                    );
+                }
+                self.wins_quiet_until = Some(now + WINS_DOWN);
                 self.ask_subnet(i, now);
                 i += 1;
             } else {
@@ -436,10 +504,10 @@ impl<W> NameService<W> {
         let (Some(wins), Some(mut phase)) = (self.config.wins, self.owned[i].wins) else {
             return;
         };
-        if let Phase::Held { refresh: Some(at) } = phase
-            && at <= now
-        {
-            phase = self.asking(now, true);
+        match phase {
+            Phase::Held { refresh: Some(at) } if at <= now => phase = self.asking(now, true),
+            Phase::Unreachable { retry } if retry <= now => phase = self.asking(now, false),
+            _ => {}
         }
         let Phase::Asking {
             id,
@@ -473,10 +541,15 @@ impl<W> NameService<W> {
                 refresh: Some(now + REFRESH_RETRY),
             }
         } else {
+            let owned = &mut self.owned[i];
+            let retry = now + owned.wins_backoff;
             log::warn!(
-                "bridge: WINS server {wins} did not answer: {name} is known on this subnet only"
+                "bridge: WINS server {wins} did not answer: {name} is known on this subnet \
+                 only; asking again in {} s",
+                owned.wins_backoff.as_secs()
             );
-            Phase::Unreachable
+            owned.wins_backoff = (owned.wins_backoff * 2).min(WINS_RETRY_MAX);
+            Phase::Unreachable { retry }
         });
     }
 
@@ -618,13 +691,13 @@ impl<W> NameService<W> {
             return Resolution::Busy(waiter);
         }
         let id = self.transaction_id();
-        let at_wins = self.config.wins.is_some();
+        let at_wins = self.wins_usable(now);
         self.queries.push(Query {
             name,
             id,
             at_wins,
             sent: 1,
-            next: now + QUERY_INTERVAL,
+            next: now + query_interval(at_wins),
             waiters: vec![waiter],
         });
         self.waiters += 1;
@@ -702,6 +775,9 @@ impl<W> NameService<W> {
                 return;
             }
         };
+        if self.is_wins(from) {
+            self.wins_quiet_until = None; // it answers again
+        }
         // Peers only hear peers in their own scope; ours is the default.
         if packet.questions.iter().any(|q| !q.scope.is_empty())
             || packet.answers.iter().any(|r| !r.scope.is_empty())
@@ -806,18 +882,24 @@ impl<W> NameService<W> {
     }
 
     /// Another node claims a name: if it is one of our unique names, it is
-    /// defended (a negative response, ACT_ERR); a name we cached may have
-    /// moved, so it is forgotten.
+    /// defended once held (a negative response, ACT_ERR), and lost while
+    /// we are still claiming it ourselves, as Windows gives up a name two
+    /// nodes claim at once; a name we cached may have moved, so it is
+    /// forgotten.
     fn on_registration(&mut self, from: SocketAddrV4, request: &NamePacket) {
         let Some(question) = request.questions.first() else {
             return;
         };
         self.cache.remove(&question.name);
-        let Some(owned) = self.held(&question.name).filter(|o| !o.group) else {
+        let Some(i) = self
+            .owned
+            .iter()
+            .position(|o| !o.group && o.name.eq_ignore_ascii_case(&question.name))
+        else {
             return;
         };
         let claim = request.additional.first().cloned().unwrap_or_else(|| {
-            let mut record = self.our_record(owned, 0);
+            let mut record = self.our_record(&self.owned[i], 0);
             record.data = RecordData::Addresses(Vec::new());
             record
         });
@@ -827,11 +909,24 @@ impl<W> NameService<W> {
         {
             return; // our own claim, relayed
         }
-        log::info!("bridge: defending {} against {}", question.name, from.ip());
-        let mut response = self.response_to(request, rcode::ACTIVE, claim);
-        response.flags.recursion_available = true;
-        self.counters.registrations_defended += 1;
-        self.send(from, &response);
+        let holder = *from.ip();
+        match self.owned[i].broadcast {
+            Phase::Held { .. } => {
+                log::info!("bridge: defending {} against {holder}", question.name);
+                let mut response = self.response_to(request, rcode::ACTIVE, claim);
+                response.flags.recursion_available = true;
+                self.counters.registrations_defended += 1;
+                self.send(from, &response);
+            }
+            Phase::Asking { refresh: false, .. } => {
+                let name = self.owned[i].name;
+                log::info!("bridge: {holder} claims {name} while we register it");
+                self.owned[i].broadcast = Phase::Conflict(holder);
+                self.counters.conflicts += 1;
+                self.events.push(Event::Conflict { name, holder });
+            }
+            _ => {}
+        }
     }
 
     /// A NAME RELEASE: whoever held the name no longer does.
@@ -904,9 +999,11 @@ impl<W> NameService<W> {
                     let ttl = response.answers.first().map_or(OUR_TTL, |r| r.ttl).max(60);
                     let refresh = now + Duration::from_secs(u64::from(ttl) / 2);
                     log::info!("bridge: {name} registered with WINS server {from}");
-                    self.owned[i].wins = Some(Phase::Held {
+                    let owned = &mut self.owned[i];
+                    owned.wins = Some(Phase::Held {
                         refresh: Some(refresh),
                     });
+                    owned.wins_backoff = WINS_DOWN;
                 }
                 // A positive answer to a broadcast registration means
                 // nothing to a B-node: only silence or a defence count.
@@ -1278,9 +1375,9 @@ mod tests {
         s.on_packet(now, wins, &reply(&to_wins[0].1, 0, 600, US, false));
         assert_eq!(s.registration(), Registration::Done);
         assert!(
-            s.names_held()[0].contains("WINS registered"),
+            s.names_held(now)[0].contains("WINS registered"),
             "{:?}",
-            s.names_held()
+            s.names_held(now)
         );
         sent(&mut s);
         // A refresh at half the TTL.
@@ -1314,6 +1411,232 @@ mod tests {
         assert!(
             matches!(&s.drain_events()[..], [Event::Resolved { answer: Some(a), .. }] if a.source == Source::Wins)
         );
+    }
+
+    /// Queries at the WINS server go out 1.5 s apart, three times (Windows'
+    /// NameSrvQueryTimeout and NameSrvQueryCount), then to the subnet; a
+    /// server that let one go unanswered is left out of look-ups for 15 s.
+    #[test]
+    fn a_silent_wins_server_is_asked_three_times_then_left_out_for_a_while() {
+        let t0 = Instant::now();
+        let mut s = NameService::<u32>::new(config(true), t0).unwrap();
+        s.poll(t0);
+        let wins = SocketAddrV4::new(WINS, 137);
+        for (_, request) in sent(&mut s).iter().filter(|(to, _)| *to == wins) {
+            s.on_packet(t0, wins, &reply(request, 0, 600, US, false));
+        }
+        let now = run(&mut s, t0, Duration::from_secs(1));
+        assert_eq!(s.registration(), Registration::Done);
+        sent(&mut s);
+        let nobody = NetbiosName::new("NOBODY", 0).unwrap();
+        assert!(matches!(s.resolve(now, nobody, 1), Resolution::Asking));
+        let mut at = vec![(now, sent(&mut s))];
+        let mut t = now;
+        while at.iter().map(|(_, p)| p.len()).sum::<usize>() < 4 {
+            t += Duration::from_millis(50);
+            s.poll(t);
+            let p = sent(&mut s);
+            if !p.is_empty() {
+                at.push((t, p));
+            }
+        }
+        let to_wins: Vec<Instant> = at
+            .iter()
+            .filter(|(_, p)| p[0].0 == wins)
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(to_wins.len(), 3);
+        for pair in to_wins.windows(2) {
+            assert_eq!(pair[1] - pair[0], WINS_INTERVAL);
+        }
+        let subnet = at.last().unwrap();
+        assert!(subnet.1[0].1.flags.broadcast, "then the subnet");
+        assert_eq!(subnet.0 - now, WINS_INTERVAL * 3);
+        assert_eq!(
+            s.wins_state(subnet.0),
+            "left out of look-ups: it does not answer"
+        );
+        // Nobody on the subnet either: 4.5 + 1.5 s in all.
+        let end = run(&mut s, subnet.0, QUERY_WAIT);
+        assert!(matches!(
+            &s.drain_events()[..],
+            [Event::Resolved { answer: None, .. }]
+        ));
+        let other = NetbiosName::new("OTHER", 0).unwrap();
+        s.resolve(end, other, 2);
+        assert!(sent(&mut s)[0].1.flags.broadcast, "WINS left out");
+        let back = subnet.0 + WINS_DOWN;
+        s.resolve(back, NetbiosName::new("THIRD", 0).unwrap(), 3);
+        assert_eq!(sent(&mut s)[0].0, wins, "asked again after 15 s");
+        // Any answer from it puts it back at once.
+        s.wins_quiet_until = Some(back + WINS_DOWN);
+        let q = NamePacket::parse(&query("X", 0, QuestionType::Nb)).unwrap();
+        s.on_packet(back, wins, &reply(&q, rcode::NAME_ERROR, 0, US, false));
+        assert_eq!(s.wins_state(back), "asked first");
+    }
+
+    /// A WINS server that misses the registrations at start is tried again
+    /// after 15 s, then 30, 60, 120, 120 s..., left out of look-ups
+    /// meanwhile; once it answers, the names are registered with it and it
+    /// is asked first again.
+    #[test]
+    fn a_wins_server_that_missed_the_start_is_tried_again_with_backoff() {
+        let t0 = Instant::now();
+        let mut s = NameService::<u32>::new(config(true), t0).unwrap();
+        s.poll(t0);
+        let wins = SocketAddrV4::new(WINS, 137);
+        let mut now = run(&mut s, t0, WINS_INTERVAL * 3);
+        assert_eq!(s.registration(), Registration::Done, "the mount goes on");
+        assert!(s.names_held(now)[0].contains("WINS no answer, next try in 15 s"));
+        assert_eq!(
+            s.wins_state(now),
+            "left out of look-ups: it does not answer"
+        );
+        sent(&mut s);
+        let beta = NetbiosName::new("BETA", 0).unwrap();
+        s.resolve(now, beta, 1);
+        assert!(sent(&mut s)[0].1.flags.broadcast, "straight to the subnet");
+        // Rounds of three tries, 1.5 s apart, each ending 1.5 s after its
+        // last try; each new round has a new transaction id.
+        let mut rounds = vec![t0];
+        let mut last_id = None;
+        while rounds.len() < 6 {
+            now += Duration::from_millis(100);
+            s.poll(now);
+            for (to, p) in sent(&mut s) {
+                let first_name = p.questions[0].name == s.owned[0].name;
+                if to == wins && first_name && last_id != Some(p.transaction_id) {
+                    rounds.push(now);
+                    last_id = Some(p.transaction_id);
+                }
+            }
+        }
+        let gaps: Vec<Duration> = rounds.windows(2).map(|w| w[1] - w[0]).collect();
+        let round = WINS_INTERVAL * 3;
+        let want = [15, 30, 60, 120, 120].map(|s| round + Duration::from_secs(s));
+        assert_eq!(gaps, want, "rounds 15, 30, 60, 120, 120 s after the last");
+        // It answers the second try of the round under way.
+        let answered_at = run(&mut s, now, WINS_INTERVAL);
+        let asked = sent(&mut s);
+        let registrations: Vec<_> = asked.iter().filter(|(to, _)| *to == wins).collect();
+        assert_eq!(registrations.len(), 3, "{asked:?}");
+        for (_, request) in registrations {
+            s.on_packet(answered_at, wins, &reply(request, 0, 600, US, false));
+        }
+        let held = s.names_held(answered_at);
+        assert_eq!(
+            held.iter()
+                .filter(|n| n.contains("WINS registered"))
+                .count(),
+            3,
+            "{held:?}"
+        );
+        assert_eq!(s.wins_state(answered_at), "asked first");
+        assert!(s.owned.iter().all(|o| o.wins_backoff == WINS_DOWN));
+        s.resolve(answered_at, NetbiosName::new("GAMMA", 0).unwrap(), 2);
+        assert_eq!(sent(&mut s)[0].0, wins);
+    }
+
+    /// Another node claiming one of our unique names while we claim it
+    /// ourselves wins it, as on Windows: a conflict naming it, no defence;
+    /// a group name is shared, and a claim once we hold the name is
+    /// defended.
+    #[test]
+    fn a_claim_during_our_registration_is_a_conflict() {
+        let t0 = Instant::now();
+        let mut s = NameService::<u32>::new(config(false), t0).unwrap();
+        s.poll(t0);
+        sent(&mut s);
+        let mut other = NameService::<u32>::new(
+            NameConfig {
+                address: OTHER,
+                ..config(false)
+            },
+            t0,
+        )
+        .unwrap();
+        other.poll(t0);
+        let claims = other.drain_transmits();
+        let from = SocketAddrV4::new(OTHER, 137);
+        s.on_packet(t0, from, &claims[2].payload);
+        assert_eq!(
+            s.registration(),
+            Registration::InProgress,
+            "DOM<00> is a group"
+        );
+        s.on_packet(t0 + REGISTRATION_INTERVAL, from, &claims[1].payload);
+        let name = NetbiosName::new("ALPHA", MESSENGER).unwrap();
+        assert_eq!(
+            s.registration(),
+            Registration::Conflict {
+                name,
+                holder: OTHER,
+                by_wins: false
+            }
+        );
+        assert!(sent(&mut s).is_empty(), "not defended: not ours yet");
+        assert_eq!(s.counters().conflicts, 1);
+        assert_eq!(s.counters().registrations_defended, 0);
+        assert!(matches!(
+            s.drain_events()[..],
+            [Event::Conflict { holder: OTHER, .. }]
+        ));
+        // Our own request, relayed back with our address, is no claim.
+        let (mut mine, now) = registered(false);
+        let t1 = Instant::now();
+        let mut again = NameService::<u32>::new(config(false), t1).unwrap();
+        again.poll(t1);
+        let ours = again.drain_transmits();
+        again.on_packet(t1, from, &ours[0].payload);
+        assert_eq!(again.registration(), Registration::InProgress);
+        mine.on_packet(now, from, &claims[0].payload);
+        assert_eq!(sent(&mut mine)[0].1.rcode, rcode::ACTIVE, "held: defended");
+    }
+
+    /// Peers only hear peers in their own NetBIOS scope: a query or claim
+    /// in another scope is ignored, ours (the default, empty one) answered.
+    #[test]
+    fn only_our_scope_is_heard() {
+        let (mut s, now) = registered(false);
+        let asker = "10.9.0.7:50000".parse().unwrap();
+        let scoped = |opcode, kind| {
+            let mut packet = NamePacket::parse(&query("ALPHA", 0, kind)).unwrap();
+            packet.opcode = opcode;
+            packet.questions[0].scope = Scope::new("corp.example").unwrap();
+            packet.emit().unwrap()
+        };
+        for (opcode, kind) in [
+            (Opcode::Query, QuestionType::Nb),
+            (Opcode::Query, QuestionType::NodeStatus),
+            (Opcode::Registration, QuestionType::Nb),
+        ] {
+            s.on_packet(now, asker, &scoped(opcode, kind));
+            assert!(
+                sent(&mut s).is_empty(),
+                "{opcode:?} {kind:?} in corp.example"
+            );
+        }
+        s.on_packet(now, asker, &query("ALPHA", 0, QuestionType::Nb));
+        let answer = sent(&mut s);
+        assert_eq!(answer.len(), 1);
+        assert!(answer[0].1.answers[0].scope.is_empty());
+        let c = s.counters();
+        assert_eq!(
+            (
+                c.queries_answered,
+                c.status_answered,
+                c.registrations_defended
+            ),
+            (1, 0, 0)
+        );
+        // An answer in another scope resolves nothing.
+        let beta = NetbiosName::new("BETA", 0).unwrap();
+        s.resolve(now, beta, 1);
+        let q = sent(&mut s);
+        let mut foreign = NamePacket::parse(&reply(&q[0].1, 0, 60, OTHER, false)).unwrap();
+        foreign.answers[0].scope = Scope::new("corp.example").unwrap();
+        s.on_packet(now, SocketAddrV4::new(OTHER, 137), &foreign.emit().unwrap());
+        assert!(s.drain_events().is_empty());
     }
 
     #[test]

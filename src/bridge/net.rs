@@ -1,22 +1,23 @@
 //! The bridge's only I/O: one UDP socket on the datagram port and a thread
 //! that receives on it; the name service's socket on the port below it and
-//! its thread, which also keeps its timers; a thread for the system
-//! resolver, so that no FUSE thread ever waits on a look-up; and the
-//! interface and host-name look-ups that fill in defaults. Every decision
-//! is made by [`Bridge`] and [`NameService`].
+//! its thread, which also keeps its timers; a thread per system-resolver
+//! look-up and one that ends writes' waits at their deadline, so that no
+//! FUSE thread ever waits on a look-up; and the interface and host-name
+//! look-ups that fill in defaults. Every decision is made by [`Bridge`],
+//! [`NameService`] and [`SystemNames`].
 
 use std::ffi::CStr;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::names::{Answer, Event, NameConfig, NameService, Registration, Resolution};
+use super::names::{Answer, Event, NameConfig, NameService, QUERY_WAIT, Registration, Resolution};
+use super::system::{Settled, SystemNames};
 use super::{
     Bridge, Cidr, Config, Counter, Delivery, Destination, Inbound, Route, SendError, Target,
 };
@@ -30,8 +31,6 @@ const MULTICAST_TTL: u32 = 32;
 const RECEIVE_BUFFER: usize = 65_536;
 /// The workgroup Windows and Samba join when told nothing else.
 const DEFAULT_DOMAIN: &str = "WORKGROUP";
-/// Look-ups the system resolver thread may have queued; more fail EAGAIN.
-const RESOLVER_QUEUE: usize = 64;
 /// The most cache entries `status` lists (the rest are counted).
 const CACHE_SHOWN: usize = 32;
 /// Name packets handled between two sends of what they answered.
@@ -58,12 +57,37 @@ pub struct Settings {
 /// answer, given the local copy to deliver (if any) or the error.
 pub type Done = Box<dyn FnOnce(Result<Option<Delivery>, SendError>) + Send>;
 
+/// Takes the writer's answer, once, if the writer still waits; `None` once
+/// it gave up (its request was interrupted), and its datagram is then
+/// never sent.
+pub type Claim = Box<dyn FnOnce() -> Option<Done> + Send>;
+
 /// A network write waiting for its target's address.
 pub struct PendingWrite {
     target: Target,
     path: Vec<String>,
     data: Vec<u8>,
-    done: Done,
+    /// When the write came: its look-up ends at the latest
+    /// [`QUERY_WAIT`] later, or when NetBIOS gives up if that is later.
+    started: Instant,
+    claim: Claim,
+}
+
+impl PendingWrite {
+    /// Answers the writer, if it still waits.
+    fn answer(self, result: Result<Option<Delivery>, SendError>) {
+        if let Some(done) = (self.claim)() {
+            done(result);
+        }
+    }
+}
+
+/// The system resolver's table and what wakes the thread that keeps its
+/// deadlines.
+#[derive(Default)]
+struct System {
+    state: Mutex<SystemNames<PendingWrite>>,
+    changed: Condvar,
 }
 
 /// The name service with its socket and the eventfd that wakes its thread
@@ -82,7 +106,7 @@ pub struct Link {
     bridge: Bridge,
     socket: UdpSocket,
     names: Option<Names>,
-    resolver: OnceLock<SyncSender<(NetbiosName, PendingWrite)>>,
+    system: System,
 }
 
 impl Link {
@@ -121,7 +145,7 @@ impl Link {
             bridge,
             socket,
             names,
-            resolver: OnceLock::new(),
+            system: System::default(),
         })
     }
 
@@ -130,11 +154,18 @@ impl Link {
         &self.bridge
     }
 
-    /// Sends one network write and calls `done` once the datagram is handed
-    /// to the network (with the local copy to deliver, if the target is our
-    /// own name or domain) or refused. `done` runs on this thread when the
-    /// target is known at once, else on the thread that found it.
-    pub fn send_with(&self, target: Target, path: Vec<String>, data: Vec<u8>, done: Done) {
+    /// Sends one network write and answers the writer (through `claim`)
+    /// once the datagram is handed to the network (with the local copy to
+    /// deliver, if the target is our own name or domain) or refused. The
+    /// answer comes on this thread when the target is known at once, else
+    /// on the thread that found it, or on the one that keeps the deadline.
+    pub fn send_with(
+        self: &Arc<Self>,
+        target: Target,
+        path: Vec<String>,
+        data: Vec<u8>,
+        claim: Claim,
+    ) {
         let parts: Vec<&str> = path.iter().map(String::as_str).collect();
         let route = self
             .bridge
@@ -144,17 +175,26 @@ impl Link {
             target,
             path,
             data,
-            done,
+            started: Instant::now(),
+            claim,
         };
         match route {
-            Err(e) => (pending.done)(Err(e)),
+            Err(e) => pending.answer(Err(e)),
             Ok(Route::Known(destination)) => self.transmit(pending, destination),
             Ok(Route::Lookup(name)) => self.look_up(name, pending),
         }
     }
 
-    /// Builds and sends the datagram of a write whose destination is known.
+    /// Builds and sends the datagram of a write whose destination is known,
+    /// unless its writer gave up.
     fn transmit(&self, pending: PendingWrite, destination: Destination) {
+        let Some(done) = (pending.claim)() else {
+            log::debug!(
+                "bridge: a write to {} was interrupted: not sent",
+                pending.target.key()
+            );
+            return;
+        };
         let path: Vec<&str> = pending.path.iter().map(String::as_str).collect();
         let result = self
             .bridge
@@ -170,29 +210,34 @@ impl Link {
                 }
                 Ok(outbound.local)
             });
-        (pending.done)(result);
+        done(result);
     }
 
-    /// Asks the name service, else the system resolver, where `name` is.
-    fn look_up(&self, name: NetbiosName, pending: PendingWrite) {
+    /// Asks the name service where `name` is, and the system resolver at
+    /// the same time whenever the name service asks the network.
+    fn look_up(self: &Arc<Self>, name: NetbiosName, pending: PendingWrite) {
         let Some(names) = &self.names else {
             return self.ask_system(name, pending);
         };
-        let resolution = names.state.lock().resolve(Instant::now(), name, pending);
+        let now = Instant::now();
+        let resolution = names.state.lock().resolve(now, name, pending);
         match resolution {
             Resolution::Known(answer, pending) => self.found(pending, name, Some(answer)),
             Resolution::Asking => {
+                if self.system.state.lock().start(name, now) {
+                    self.system_look_up(name);
+                }
                 self.flush_names(names);
                 wake(&names.wake);
             }
             Resolution::NotFound(pending) => self.ask_system(name, pending),
-            Resolution::Busy(pending) => (pending.done)(Err(SendError::Busy)),
+            Resolution::Busy(pending) => pending.answer(Err(SendError::Busy)),
         }
     }
 
     /// A look-up ended: the write goes to what it found, or to the system
     /// resolver.
-    fn found(&self, pending: PendingWrite, name: NetbiosName, answer: Option<Answer>) {
+    fn found(self: &Arc<Self>, pending: PendingWrite, name: NetbiosName, answer: Option<Answer>) {
         match answer {
             Some(a) if a.group => self.transmit(pending, Destination::Group),
             Some(a) => self.transmit(pending, Destination::Unicast(a.address)),
@@ -203,22 +248,99 @@ impl Link {
         }
     }
 
-    /// Hands a write to the system resolver's thread.
-    fn ask_system(&self, name: NetbiosName, pending: PendingWrite) {
-        let Some(resolver) = self.resolver.get() else {
-            return (pending.done)(Err(SendError::Busy));
-        };
-        match resolver.try_send((name, pending)) {
-            Ok(()) => {}
-            Err(TrySendError::Full((_, pending)) | TrySendError::Disconnected((_, pending))) => {
-                (pending.done)(Err(SendError::Busy))
+    /// Hands a write NetBIOS did not place to the system resolver, which
+    /// has until the write's deadline to answer.
+    fn ask_system(self: &Arc<Self>, name: NetbiosName, pending: PendingWrite) {
+        let deadline = pending.started + QUERY_WAIT;
+        let settled = self
+            .system
+            .state
+            .lock()
+            .settle(name, pending, deadline, Instant::now());
+        self.settled(name, settled);
+    }
+
+    /// Acts on what the system resolver's table said of a write.
+    fn settled(self: &Arc<Self>, name: NetbiosName, settled: Settled<PendingWrite>) {
+        match settled {
+            Settled::Found(address, pending) => {
+                self.bridge.record_lookup(Counter::ResolvedSystem);
+                self.transmit(pending, Destination::Unicast(address));
+            }
+            Settled::Missing(pending) => self.unreachable(name, pending),
+            Settled::Busy(pending) => pending.answer(Err(SendError::Busy)),
+            Settled::Waiting { ask } => {
+                if ask {
+                    self.system_look_up(name);
+                }
+                self.system.changed.notify_all();
             }
         }
     }
 
+    /// Fails a write nobody placed in time, unless its writer gave up.
+    fn unreachable(&self, name: NetbiosName, pending: PendingWrite) {
+        let Some(done) = (pending.claim)() else {
+            return;
+        };
+        self.bridge.record_lookup(Counter::Unreachable);
+        log::warn!("bridge: nobody answers for {name}: the write fails (EHOSTUNREACH)");
+        done(Err(SendError::Unreachable(name)));
+    }
+
+    /// Looks `name` up with the system resolver on a thread of its own
+    /// (getaddrinfo cannot be cancelled or bounded in time), then hands its
+    /// answer to the writes waiting for it.
+    fn system_look_up(self: &Arc<Self>, name: NetbiosName) {
+        let link = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("bridge-resolve".into())
+            .spawn(move || link.system_answered(name, system_address(&name)));
+        if let Err(e) = spawned {
+            log::warn!("bridge: cannot start a look-up of {name}: {e}");
+            self.system_answered(name, None);
+        }
+    }
+
+    fn system_answered(self: &Arc<Self>, name: NetbiosName, found: Option<Ipv4Addr>) {
+        let waiters = self
+            .system
+            .state
+            .lock()
+            .answered(name, found, Instant::now());
+        for pending in waiters {
+            let settled = match found {
+                Some(address) => Settled::Found(address, pending),
+                None => Settled::Missing(pending),
+            };
+            self.settled(name, settled);
+        }
+    }
+
+    /// The thread that fails, at their deadline, the writes the system
+    /// resolver did not answer in time.
+    fn keep_deadlines(&self) {
+        let mut state = self.system.state.lock();
+        loop {
+            let expired = state.expire(Instant::now());
+            if expired.is_empty() {
+                match state.next_deadline() {
+                    Some(at) => drop(self.system.changed.wait_until(&mut state, at)),
+                    None => self.system.changed.wait(&mut state),
+                }
+                continue;
+            }
+            drop(state);
+            for (name, pending) in expired {
+                self.unreachable(name, pending);
+            }
+            state = self.system.state.lock();
+        }
+    }
+
     /// Sends what the name service queued and acts on its events (outside
-    /// its lock: a write's `done` may deliver into a local slot).
-    fn flush_names(&self, names: &Names) {
+    /// its lock: a write's answer may deliver into a local slot).
+    fn flush_names(self: &Arc<Self>, names: &Names) {
         let (transmits, events) = {
             let mut state = names.state.lock();
             (state.drain_transmits(), state.drain_events())
@@ -268,17 +390,8 @@ impl Link {
             "bridge-receive",
             Box::new(move || link.receive_forever(deliver)),
         )?;
-        let (queue, jobs) = mpsc::sync_channel(RESOLVER_QUEUE);
-        let _ = self.resolver.set(queue);
         let link = Arc::clone(self);
-        spawn(
-            "bridge-resolve",
-            Box::new(move || {
-                for (name, pending) in jobs {
-                    link.resolve_by_system(name, pending);
-                }
-            }),
-        )?;
+        spawn("bridge-deadline", Box::new(move || link.keep_deadlines()))?;
         let Some(names) = &self.names else {
             return Ok(());
         };
@@ -312,32 +425,6 @@ impl Link {
         }
     }
 
-    /// The system resolver (DNS, /etc/hosts), for names the name service
-    /// did not find; nobody knowing the name fails the write EHOSTUNREACH.
-    fn resolve_by_system(&self, name: NetbiosName, pending: PendingWrite) {
-        let host = String::from_utf8_lossy(name.trimmed()).into_owned();
-        let found = (host.as_str(), 0)
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut all| {
-                all.find_map(|a| match a {
-                    SocketAddr::V4(v4) => Some(*v4.ip()),
-                    SocketAddr::V6(_) => None,
-                })
-            });
-        match found {
-            Some(addr) => {
-                self.bridge.record_lookup(Counter::ResolvedSystem);
-                self.transmit(pending, Destination::Unicast(addr));
-            }
-            None => {
-                self.bridge.record_lookup(Counter::Unreachable);
-                log::warn!("bridge: nobody answers for {name}: the write fails (EHOSTUNREACH)");
-                (pending.done)(Err(SendError::Unreachable(name)));
-            }
-        }
-    }
-
     fn receive_forever(&self, deliver: impl Fn(&Delivery) -> Result<(), SlotError>) {
         let mut buffer = vec![0; RECEIVE_BUFFER];
         loop {
@@ -361,7 +448,7 @@ impl Link {
 
     /// The name service's thread: sleeps in poll(2) until a packet, a wake
     /// from a writer, or the state machine's next deadline; never ticks.
-    fn serve_names(&self) {
+    fn serve_names(self: &Arc<Self>) {
         let Some(names) = &self.names else {
             return;
         };
@@ -414,7 +501,7 @@ impl Link {
 
     /// Gives our names up (the daemon is stopping): releases go out now,
     /// and nothing is answered or defended afterwards.
-    pub fn release_names(&self) {
+    pub fn release_names(self: &Arc<Self>) {
         if let Some(names) = &self.names {
             names.state.lock().release();
             self.flush_names(names);
@@ -424,19 +511,16 @@ impl Link {
     /// Identity, counters and the name service's state as `(name, value)`,
     /// shown as the `user.mailslot.bridge.NAME` attributes of `.net`.
     pub fn attributes(&self) -> Vec<(&'static str, String)> {
+        let now = Instant::now();
         let mut out = self.bridge.attributes();
+        let system = self.system.state.lock().entries(now);
+        out.push(("system_cache", shown(system)));
         let Some(names) = &self.names else {
             out.push(("name_service", "off".to_owned()));
             return out;
         };
         let state = names.state.lock();
         let config = state.config();
-        let mut cache = state.cache_entries(Instant::now());
-        let hidden = cache.len().saturating_sub(CACHE_SHOWN);
-        cache.truncate(CACHE_SHOWN);
-        if hidden > 0 {
-            cache.push(format!("+{hidden} more"));
-        }
         let c = state.counters();
         out.extend([
             (
@@ -447,8 +531,9 @@ impl Link {
                 "wins",
                 config.wins.map(|w| w.to_string()).unwrap_or_default(),
             ),
-            ("names", state.names_held().join("; ")),
-            ("name_cache", cache.join(", ")),
+            ("wins_state", state.wins_state(now)),
+            ("names", state.names_held(now).join("; ")),
+            ("name_cache", shown(state.cache_entries(now))),
             ("name_packets", c.received.to_string()),
             ("name_packets_malformed", c.malformed.to_string()),
             ("name_packets_not_allowed", c.not_allowed.to_string()),
@@ -467,6 +552,16 @@ impl Link {
         ]);
         out
     }
+}
+
+/// A cache's entries for `status`: the first few, then how many more.
+fn shown(mut entries: Vec<String>) -> String {
+    let hidden = entries.len().saturating_sub(CACHE_SHOWN);
+    entries.truncate(CACHE_SHOWN);
+    if hidden > 0 {
+        entries.push(format!("+{hidden} more"));
+    }
+    entries.join(", ")
 }
 
 /// Binds the name-service port, one below the datagram port (137 below
@@ -504,6 +599,17 @@ fn open_names(settings: &Settings, config: &Config, broadcast: Ipv4Addr) -> Resu
         socket,
         // SAFETY: `fd` is a new descriptor that nothing else owns.
         wake: unsafe { OwnedFd::from_raw_fd(fd) },
+    })
+}
+
+/// The system resolver's IPv4 address for a NetBIOS name (its text, as a
+/// host name), on the calling thread.
+fn system_address(name: &NetbiosName) -> Option<Ipv4Addr> {
+    let host = String::from_utf8_lossy(name.trimmed()).into_owned();
+    let all = (host.as_str(), 0).to_socket_addrs().ok()?;
+    all.into_iter().find_map(|a| match a {
+        SocketAddr::V4(v4) => Some(*v4.ip()),
+        SocketAddr::V6(_) => None,
     })
 }
 

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use log::debug;
 use parking_lot::Mutex;
 
-use crate::bridge::net::Link;
+use crate::bridge::net::{Done, Link};
 use crate::bridge::{Delivery, SendError};
 use crate::kernel::abi::{IOCTL_UNRESTRICTED, POLL_SCHEDULE_NOTIFY, fopen};
 use crate::kernel::channel::{Handler, Notifier};
@@ -138,6 +138,9 @@ struct Net {
     next_fh: AtomicU64,
     /// A trim of the tree is waiting for the timer thread.
     trimming: AtomicBool,
+    /// Writes waiting for their target to be found, by request: an
+    /// INTERRUPT takes the reply (EINTR), else the end of the look-up does.
+    waiting_writes: Mutex<HashMap<u64, Reply>>,
 }
 
 /// The file system the kernel interface serves.
@@ -166,6 +169,7 @@ impl MailslotFs {
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(NET_FH_BASE),
             trimming: AtomicBool::new(false),
+            waiting_writes: Mutex::new(HashMap::new()),
         });
         let inner = Arc::new(Inner {
             table,
@@ -213,6 +217,15 @@ impl Control {
     }
 }
 
+/// Whether an INTERRUPT for request `unique` came before the request was
+/// parked; it is used up.
+fn take_early_interrupt(early: &mut VecDeque<(u64, Instant)>, unique: u64) -> bool {
+    match early.iter().position(|(u, _)| *u == unique) {
+        Some(i) => early.remove(i).is_some(),
+        None => false,
+    }
+}
+
 fn now() -> Now {
     Now {
         mono: Instant::now(),
@@ -248,7 +261,10 @@ impl Inner {
     /// Sends one write on a `.net` endpoint, answering the kernel once the
     /// datagram is sent or refused; a target that must be looked up is
     /// answered from the thread that found it, so no FUSE thread waits. A
-    /// write to our own name or domain is also delivered here first.
+    /// write to our own name or domain is also delivered here first. While
+    /// it waits, the write is kept by its request's id: an INTERRUPT (also
+    /// one that came first) answers it EINTR, and what the look-up finds
+    /// afterwards is neither sent nor answered.
     fn net_write(self: &Arc<Self>, net: &Net, fh: Fh, data: &[u8], reply: Reply) {
         let found = net
             .handles
@@ -261,13 +277,40 @@ impl Inner {
             Ok(found) => found,
             Err(e) => return reply.error(e),
         };
-        let (inner, link) = (Arc::clone(self), Arc::clone(&net.link));
+        let unique = reply.unique();
+        {
+            let mut early = self.early_interrupts.lock();
+            if take_early_interrupt(&mut early, unique) {
+                return reply.error(libc::EINTR);
+            }
+            net.waiting_writes.lock().insert(unique, reply);
+        }
+        let inner = Arc::clone(self);
         let key = target.key();
         let written = data.len() as u32;
-        let done = move |result: Result<Option<Delivery>, SendError>| match result {
+        let claim = move || {
+            let reply = inner.net.as_ref()?.waiting_writes.lock().remove(&unique)?;
+            let done: Done =
+                Box::new(move |result| inner.net_written(reply, written, &key, result));
+            Some(done)
+        };
+        net.link
+            .send_with(target, path, data.to_vec(), Box::new(claim));
+    }
+
+    /// Answers a network write: all its bytes once its datagram is sent
+    /// (and a local copy delivered), or the errno it was refused with.
+    fn net_written(
+        &self,
+        reply: Reply,
+        written: u32,
+        key: &str,
+        result: Result<Option<Delivery>, SendError>,
+    ) {
+        match result {
             Ok(local) => {
-                if let Some(delivery) = local {
-                    link.bridge().record_delivery(inner.deliver(&delivery));
+                if let (Some(delivery), Some(net)) = (local, &self.net) {
+                    net.link.bridge().record_delivery(self.deliver(&delivery));
                 }
                 reply.written(written);
             }
@@ -275,9 +318,7 @@ impl Inner {
                 debug!("network write to {key}: {e}");
                 reply.error(errno::send_errno(e));
             }
-        };
-        net.link
-            .send_with(target, path, data.to_vec(), Box::new(done));
+        }
     }
 
     /// Whether the local tree has a directory at `path` (below the root).
@@ -374,10 +415,19 @@ impl Inner {
     }
 
     /// A signal reached the caller of request `unique`: its parked read is
-    /// answered EINTR, the message staying queued; an INTERRUPT that
-    /// overtook its read is kept for the read to find when it parks.
+    /// answered EINTR, the message staying queued, and so is its network
+    /// write waiting for a look-up, whose datagram is then never sent; an
+    /// INTERRUPT that overtook its request is kept for it to find.
     fn interrupt(&self, unique: u64) {
         let mut early = self.early_interrupts.lock();
+        let waiting_write = self
+            .net
+            .as_ref()
+            .and_then(|net| net.waiting_writes.lock().remove(&unique));
+        if let Some(reply) = waiting_write {
+            debug!("network write {unique} interrupted while its target was looked up");
+            return reply.error(libc::EINTR);
+        }
         if self.interrupt_parked(unique, None) {
             return;
         }
@@ -421,8 +471,7 @@ impl Inner {
     fn parked(&self, unique: u64, tid: u32, ino: Ino, slot: &SlotRef<Fuse>) {
         {
             let mut early = self.early_interrupts.lock();
-            if let Some(i) = early.iter().position(|(u, _)| *u == unique) {
-                early.remove(i);
+            if take_early_interrupt(&mut early, unique) {
                 self.interrupt_parked(unique, Some(slot));
                 return;
             }
