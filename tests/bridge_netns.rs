@@ -992,9 +992,10 @@ fn nmblookup(lab: &Lab, host: usize, conf: &str, args: &[&str]) -> std::process:
 }
 
 /// The name service seen from Samba: `nmblookup -B` finds the bridge by
-/// broadcast, `nmblookup -A` lists its names (the two unique ones and the
-/// domain's group), tshark finds every name packet we sent well-formed,
-/// and once the daemon stops nobody answers for the name.
+/// broadcast, `nmblookup -U` by a unicast query, `nmblookup -A` lists its
+/// names (the two unique ones and the domain's group), tshark finds every
+/// name packet we sent well-formed, and once the daemon stops nobody
+/// answers for the name.
 #[test]
 fn nmblookup_finds_our_names_until_we_stop() {
     if !lab_ready(&["tshark", "nmblookup"]) {
@@ -1056,6 +1057,18 @@ fn nmblookup_finds_our_names_until_we_stop() {
     ));
     assert!(json.contains(r#""queries_answered":1,"#), "{json}");
     assert!(json.contains(r#""wins":"""#), "{json}");
+    // Asked directly, as a P-node asks its name server (RD set).
+    let unicast = nmblookup(
+        &lab,
+        1,
+        &conf,
+        &["-U", &lab.addr(0), "--recursion", "NSONE"],
+    );
+    assert!(
+        ok(&unicast).contains(&format!("{} NSONE<00>", lab.addr(0))),
+        "{unicast:?}"
+    );
+    assert_eq!(bridge_attr(&host, "queries_answered"), "2");
     let stopped = host.signal_and_wait(libc::SIGTERM, CMD_TIMEOUT);
     assert!(stopped.is_some_and(|s| s.success()), "{}", host.stderr());
     let after = nmblookup(&lab, 1, &conf, &["-B", &broadcast, "NSONE"]);
@@ -1063,8 +1076,8 @@ fn nmblookup_finds_our_names_until_we_stop() {
         !after.status.success(),
         "still answered after stop: {after:?}"
     );
-    // 3 names × 3 registrations, 2 answers, 3 releases.
-    let frames = capture.dissect(14, &["nbns.flags.opcode", "nbns.flags.response"]);
+    // 3 names × 3 registrations, 3 answers, 3 releases.
+    let frames = capture.dissect(15, &["nbns.flags.opcode", "nbns.flags.response", "ip.dst"]);
     let count = |opcode: &str, response: &str| {
         frames
             .iter()
@@ -1072,7 +1085,11 @@ fn nmblookup_finds_our_names_until_we_stop() {
             .count()
     };
     assert_eq!(count("5", "0"), 9, "registrations: {frames:?}");
-    assert_eq!(count("0", "1"), 2, "answers: {frames:?}");
+    assert_eq!(count("0", "1"), 3, "answers: {frames:?}");
+    assert!(
+        frames.iter().all(|f| f[0] != "0" || f[2] == lab.addr(1)),
+        "every answer to the asker: {frames:?}"
+    );
     assert_eq!(count("6", "0"), 3, "releases: {frames:?}");
 }
 
