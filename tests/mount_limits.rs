@@ -372,3 +372,76 @@ fn the_mount_memory_ceiling_stops_users_whose_shares_add_up_to_more() {
     );
     std::fs::create_dir(m.path("root-dir")).expect("room again");
 }
+
+/// A user's subordinate uids are that user for the shares. The daemon
+/// reads /etc/subuid when it mounts; here it mounts in a private mount
+/// namespace whose /etc is the machine's with a subuid file laid over it,
+/// so the machine's own /etc is untouched. nobody (65534) was given
+/// 200000-265535, root 300000-365535.
+const SUBUID_SCRIPT: &str = r#"
+mount -t overlay overlay -o "ro,lowerdir=$FAKE_ETC:/etc" /etc
+"$BIN" mount -o allow_other,user_entries=4 "$D1"
+python3 - "$D1" <<'PY'
+import errno, os, sys
+d = sys.argv[1]
+def mkdirs_as(uid, tag):
+    """Directories made as `uid` until ENOSPC."""
+    pid = os.fork()
+    if pid == 0:
+        os.setgroups([]); os.setgid(uid); os.setuid(uid)
+        made = 0
+        while made < 100:
+            try:
+                os.mkdir(f"{d}/{tag}-{made}")
+            except OSError as e:
+                os._exit(made if e.errno == errno.ENOSPC else 200)
+            made += 1
+        os._exit(made)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+got = {
+    # nobody's containers share one share of 4 with nobody.
+    "nobody": mkdirs_as(65534, "nobody"),
+    "nobody's first": mkdirs_as(200000, "a"),
+    "nobody's last": mkdirs_as(265535, "b"),
+    # Past the range: a user of its own.
+    "outside": mkdirs_as(265536, "c"),
+    # Root's range pays as one user, not exempt with root.
+    "root's range": mkdirs_as(300000, "d"),
+    "root's range again": mkdirs_as(300001, "e"),
+    "root": mkdirs_as(0, "f"),
+}
+want = {"nobody": 4, "nobody's first": 0, "nobody's last": 0, "outside": 4,
+        "root's range": 4, "root's range again": 0, "root": 100}
+assert got == want, got
+PY
+umount "$D1"
+check_gone "$D1"
+echo ok
+"#;
+
+#[test]
+fn subordinate_uids_share_their_users_share() {
+    if !root_with_fuse("running as other users in a private mount namespace") {
+        return;
+    }
+    let fake_etc = temp_dir("fake-etc");
+    let d1 = temp_dir("subuid");
+    // Kills the daemon (its command line names d1) and unmounts, also when
+    // the script fails half-way.
+    let _scratch = Scratch(vec![d1.clone(), fake_etc.clone()]);
+    std::fs::write(
+        fake_etc.join("subuid"),
+        "nobody:200000:65536\n0:300000:65536\n",
+    )
+    .unwrap();
+    bash_in_private_namespace(
+        SUBUID_SCRIPT,
+        &[
+            ("FAKE_ETC", &fake_etc),
+            ("BIN", std::path::Path::new(BIN)),
+            ("D1", &d1),
+            ("D2", &d1),
+        ],
+    );
+}

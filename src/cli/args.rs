@@ -124,7 +124,8 @@ pub struct MountArgs {
     ///                       and messages [default: a quarter of RAM, at most 1G]
     ///   max_entries=N       directories and slots together [default: 100000]
     ///   user_entries=N      one user's share of max_entries [default: a quarter];
-    ///                       root and the mount's owner are exempt
+    ///                       root and the mount's owner are exempt, and a
+    ///                       user's uids in /etc/subuid count as that user
     ///   user_memory=BYTES   one user's share of max_memory [default: a quarter]
     ///   keep_empty          keep zero-length messages instead of dropping them
     ///   allow_other         let other users use the mount

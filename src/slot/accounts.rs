@@ -9,6 +9,10 @@
 //! owner are exempt from the shares (mqueue exempts CAP_SYS_RESOURCE), not
 //! from the ceilings: those protect the daemon itself.
 //!
+//! A user's subordinate uids (`/etc/subuid`, what rootless containers run
+//! as) are that user for the shares: one user's containers cannot spread
+//! over 65536 uids to get 65536 shares ([`SubordinateIds`]).
+//!
 //! The costs are the daemon's resident-set growth per entry, measured with
 //! `scripts/entry-costs.py` (docs/limits.md) and rounded up, so that the
 //! charge covers what an entry takes (one exception: the payload pages an
@@ -142,6 +146,66 @@ impl Limit {
     }
 }
 
+/// Where the subordinate uids are written down, `user:first:count` a line
+/// (subuid(5); shadow's newuidmap reads the same file).
+pub const SUBUID_FILE: &str = "/etc/subuid";
+
+/// Subordinate uids, by the user they were given to. A rootless container
+/// runs its processes as host uids from its user's range (65536 of them by
+/// default), which the daemon sees as so many users: each would have a
+/// share of its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubordinateIds {
+    /// (first, count, owner), sorted by first, none overlapping another.
+    ranges: Vec<(u32, u32, u32)>,
+}
+
+impl SubordinateIds {
+    /// The ranges in a subuid file's `text`. A user is a name, which
+    /// `uid_of` resolves, or a uid in digits (as newuidmap takes it).
+    /// Lines that do not parse or name no known user are left out, and so
+    /// is a range overlapping one that starts lower.
+    pub fn parse(text: &str, uid_of: impl Fn(&str) -> Option<u32>) -> SubordinateIds {
+        let mut ranges: Vec<(u32, u32, u32)> = text
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.trim().split(':');
+                let (user, first, count) = (fields.next()?, fields.next()?, fields.next()?);
+                let (first, count) = (first.parse().ok()?, count.parse::<u32>().ok()?);
+                let owner = user.parse().ok().or_else(|| uid_of(user))?;
+                (fields.next().is_none() && count > 0).then_some((first, count, owner))
+            })
+            .collect();
+        ranges.sort_unstable();
+        let mut end = 0u64;
+        ranges.retain(|&(first, count, _)| {
+            let keep = u64::from(first) >= end;
+            if keep {
+                end = u64::from(first) + u64::from(count);
+            }
+            keep
+        });
+        SubordinateIds { ranges }
+    }
+
+    /// This machine's, from [`SUBUID_FILE`]; none when it is missing or
+    /// unreadable. Read when a mount starts: a change counts from the
+    /// next mount.
+    pub fn of_this_machine() -> SubordinateIds {
+        let text = std::fs::read_to_string(SUBUID_FILE).unwrap_or_default();
+        SubordinateIds::parse(&text, |name| {
+            crate::service::privileges::lookup(name).ok().map(|u| u.uid)
+        })
+    }
+
+    /// The user `uid` was given to, and the first uid of its range.
+    pub fn owner_of(&self, uid: u32) -> Option<(u32, u32)> {
+        let at = self.ranges.partition_point(|&(first, _, _)| first <= uid);
+        let &(first, count, owner) = self.ranges.get(at.checked_sub(1)?)?;
+        (u64::from(uid) < u64::from(first) + u64::from(count)).then_some((owner, first))
+    }
+}
+
 /// What one user holds. Shared (`Arc`) by every node, handle and message
 /// it pays for, so that giving back needs no lookup.
 #[derive(Debug)]
@@ -174,6 +238,8 @@ pub struct Accounts {
     ceilings: Ceilings,
     /// Users the shares do not apply to.
     exempt: Vec<u32>,
+    /// Uids charged to another account: see [`Accounts::payer_of`].
+    subordinates: SubordinateIds,
     memory: Budget,
     entries: Budget,
     /// One account per user that ever held something: bounded by the
@@ -189,10 +255,25 @@ impl Accounts {
         Accounts {
             ceilings,
             exempt: exempt.to_vec(),
+            subordinates: SubordinateIds::default(),
             memory: Budget::new(ceilings.max_memory),
             entries: Budget::new(ceilings.max_entries),
             users: Mutex::new(HashMap::new()),
             refused: Default::default(),
+        }
+    }
+
+    /// A mount's accounts: [`Accounts::new`], with this machine's
+    /// subordinate uids.
+    pub fn for_mount(ceilings: Ceilings, exempt: &[u32]) -> Accounts {
+        Accounts::new(ceilings, exempt).with_subordinates(SubordinateIds::of_this_machine())
+    }
+
+    /// Charges the uids in `ids` to the users they were given to.
+    pub fn with_subordinates(self, ids: SubordinateIds) -> Accounts {
+        Accounts {
+            subordinates: ids,
+            ..self
         }
     }
 
@@ -214,8 +295,9 @@ impl Accounts {
         self.ceilings
     }
 
-    /// User `uid`'s account, opened on first use.
+    /// The account `uid` draws on, opened on first use.
     pub fn account(&self, uid: u32) -> Arc<Account> {
+        let uid = self.payer_of(uid);
         let exempt = self.exempt.contains(&uid);
         let share = |limit| if exempt { u64::MAX } else { limit };
         let mut users = self.users.lock();
@@ -227,6 +309,21 @@ impl Accounts {
             })
         });
         Arc::clone(account)
+    }
+
+    /// Who pays for `uid`: the user its subordinate range was given to. A
+    /// range given to an exempt user (root, the mount's owner) pays as one
+    /// user of its own, keyed by its first uid: a container run from it is
+    /// not exempt with its owner. An exempt uid always pays for itself.
+    fn payer_of(&self, uid: u32) -> u32 {
+        if self.exempt.contains(&uid) {
+            return uid;
+        }
+        match self.subordinates.owner_of(uid) {
+            Some((owner, _)) if !self.exempt.contains(&owner) => owner,
+            Some((_, first)) => first,
+            None => uid,
+        }
     }
 
     /// Charges `charge` to `payer` and to the mount, or refuses it (counted
@@ -379,5 +476,90 @@ mod tests {
         a.take(&carol, Charge::Message(10)).unwrap();
         assert!(Arc::ptr_eq(&a.account(1001), &bob));
         assert_eq!(a.users(), 2);
+    }
+
+    /// alice is 1000 and bob 1001; names nobody has are left out.
+    fn subuids(text: &str) -> SubordinateIds {
+        SubordinateIds::parse(text, |name| match name {
+            "alice" => Some(1000),
+            "bob" => Some(1001),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn subordinate_ranges_belong_to_their_user() {
+        let ids = subuids(
+            "alice:100000:65536\n\
+             bob:165536:65536\n\
+             1002:300000:10\n\
+             ghost:400000:65536\n\
+             # not a range\n\
+             bob:500000:x\n\
+             alice:600000:0\n\
+             bob:100500:10\n\
+             alice:700000:5:extra\n",
+        );
+        assert_eq!(ids.owner_of(99_999), None);
+        assert_eq!(ids.owner_of(100_000), Some((1000, 100_000)));
+        assert_eq!(ids.owner_of(165_535), Some((1000, 100_000)));
+        assert_eq!(ids.owner_of(165_536), Some((1001, 165_536)));
+        assert_eq!(ids.owner_of(231_071), Some((1001, 165_536)));
+        assert_eq!(ids.owner_of(231_072), None);
+        // A uid in digits is that uid; an unknown name, a bad line, an
+        // empty range and extra fields give nothing.
+        assert_eq!(ids.owner_of(300_009), Some((1002, 300_000)));
+        for uid in [300_010, 400_000, 500_000, 600_000, 700_000] {
+            assert_eq!(ids.owner_of(uid), None, "{uid}");
+        }
+        // Overlapping the lower range: left out, the lower one counts.
+        assert_eq!(ids.owner_of(100_505), Some((1000, 100_000)));
+        // The top of the uid space does not wrap.
+        let top = subuids("alice:4294967290:100\n");
+        assert_eq!(top.owner_of(u32::MAX), Some((1000, 4_294_967_290)));
+        assert_eq!(top.owner_of(0), None);
+        assert_eq!(subuids(""), SubordinateIds::default());
+    }
+
+    #[test]
+    fn a_users_subordinate_uids_share_its_account() {
+        let ids = subuids("alice:100000:65536\n0:200000:65536\nbob:0:2\n");
+        let a = accounts(3, u64::MAX).with_subordinates(ids);
+        let alice = a.account(1000);
+        // alice and two uids of her containers: one share of three names.
+        a.take(&alice, Charge::Directory(1)).unwrap();
+        let container = a.account(100_000);
+        assert!(Arc::ptr_eq(&container, &alice));
+        a.take(&container, Charge::Directory(1)).unwrap();
+        a.take(&a.account(165_535), Charge::Directory(1)).unwrap();
+        assert_eq!(
+            a.take(&a.account(123_456), Charge::Directory(1)),
+            Err(SlotError::NoSpace)
+        );
+        assert_eq!(alice.entries(), 3);
+        // A uid outside every range has its own share.
+        a.take(&a.account(165_536), Charge::Directory(1)).unwrap();
+        // Root itself stays exempt, even inside a range (bob's 0..2).
+        assert_eq!(a.account(0).uid(), 0);
+        assert_eq!(a.account(1).uid(), 1001);
+        assert_eq!(a.users(), 4);
+    }
+
+    #[test]
+    fn an_exempt_users_subordinate_uids_pay_as_one_user_of_their_own() {
+        let a = accounts(2, u64::MAX).with_subordinates(subuids("0:200000:65536\n"));
+        let range = a.account(200_001);
+        assert_eq!(range.uid(), 200_000);
+        a.take(&range, Charge::Directory(1)).unwrap();
+        a.take(&a.account(265_535), Charge::Directory(1)).unwrap();
+        assert_eq!(
+            a.take(&a.account(200_000), Charge::Directory(1)),
+            Err(SlotError::NoSpace)
+        );
+        assert_eq!(a.refused(Limit::UserEntries), 1);
+        // Root, who was given the range, still meets only the ceilings.
+        a.take(&a.account(0), Charge::Directory(1)).unwrap();
+        a.take(&a.account(0), Charge::Directory(1)).unwrap();
+        assert_eq!(a.account(0).entries(), 2);
     }
 }

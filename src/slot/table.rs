@@ -174,7 +174,7 @@ impl<K: Parking> Table<K> {
     /// lets everyone create slots (mode 1777). Root and `owner` are exempt
     /// from the per-user shares.
     pub fn new(defaults: SlotDefaults, owner: (u32, u32), now: Now) -> Self {
-        let accounts = Arc::new(Accounts::new(defaults.ceilings(), &[0, owner.0]));
+        let accounts = Arc::new(Accounts::for_mount(defaults.ceilings(), &[0, owner.0]));
         let root = Node {
             parent: ROOT,
             name: Name::parse(b"mailslot").unwrap_or_else(|_| unreachable!()),
