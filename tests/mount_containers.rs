@@ -57,6 +57,43 @@ fn client_in_container(share: &Path, inside: &Path, script: &str) -> std::proces
     )
 }
 
+/// A client container started before a remount, waiting for a line to
+/// write into `slot` (a path inside it) once the new mount is there.
+struct Watcher(std::process::Child);
+
+impl Watcher {
+    fn start(share: &Path, inside: &Path, slot: &Path) -> Watcher {
+        let mut child = container(CLIENT_IDS, share, inside)
+            .args([
+                "sh",
+                "-c",
+                "echo started; read line; echo $line > \"$0\"",
+                slot.to_str().unwrap(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the watching container");
+        Lines::new(&mut child).expect("started\n", Duration::from_secs(10));
+        Watcher(child)
+    }
+
+    /// Has the container write `line`, which `server` must receive.
+    fn sends(mut self, line: &str, server: &std::os::fd::OwnedFd) {
+        use std::io::Write;
+        let mut stdin = self.0.stdin.take().expect("piped stdin");
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        drop(stdin);
+        let o = finish(self.0, Duration::from_secs(10));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            recv(server, Duration::from_secs(5)),
+            format!("{line}\n").as_bytes()
+        );
+    }
+}
+
 #[test]
 fn containers_share_slots_through_a_bind_mount_and_see_a_remount() {
     if !root_with_fuse("containers (namespaces, mounts)") {
@@ -136,43 +173,12 @@ fn containers_share_slots_through_a_bind_mount_and_see_a_remount() {
 
     // The daemon restarts on the host: a container started before sees the
     // new mount, because its copy of the shared directory is a slave of it.
-    let mut watcher = container(CLIENT_IDS, &share, &inside)
-        .args([
-            "sh",
-            "-c",
-            "echo started; read line; echo $line > \"$0\"",
-            inside.join("mailslot/again").to_str().unwrap(),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the watching container");
-    let mut watched = Lines::new(&mut watcher);
-    watched.expect("started\n", Duration::from_secs(10));
+    let watcher = Watcher::start(&share, &inside, &inside.join("mailslot/again"));
     drop(mount);
     std::fs::create_dir_all(&host_dir).unwrap();
     let remounted = Mount::foreground_with(host_dir.clone(), &[], &[], &["allow_other"]);
-    let again = remounted.path("again");
-    let server = {
-        use std::os::unix::fs::PermissionsExt;
-        let fd = create_slot(&again);
-        std::fs::set_permissions(&again, std::fs::Permissions::from_mode(0o622)).unwrap();
-        fd
-    };
-    use std::io::Write;
-    watcher
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(b"after-the-remount\n")
-        .unwrap();
-    let o = finish(watcher, Duration::from_secs(10));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(
-        recv(&server, Duration::from_secs(5)),
-        b"after-the-remount\n"
-    );
+    let server = open_slot(&remounted.path("again"));
+    watcher.sends("after-the-remount", &server);
 }
 
 #[test]
@@ -350,40 +356,13 @@ fn the_documented_unit_drop_in_reaches_containers_across_a_crash() {
         documented_drop_in(),
     );
     // A container started while the first daemon runs, bound as the doc
-    // says (`-v /run/mailslot-share:/run/mailslot-share:rslave`), that
-    // writes a line it is given once the daemon has crashed and restarted.
+    // says (`-v /run/mailslot-share:/run/mailslot-share:rslave`).
     let mut watcher = None;
     let daemon = crash_and_restart(&[&unit, &drop_in], &dir, &share, || {
-        let mut started = container(CLIENT_IDS, &share, &share)
-            .args([
-                "sh",
-                "-c",
-                "echo started; read line; echo $line > \"$0\"",
-                dir.join("after-the-crash").to_str().unwrap(),
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the watching container");
-        Lines::new(&mut started).expect("started\n", Duration::from_secs(10));
-        watcher = Some(started);
+        watcher = Some(Watcher::start(&share, &share, &dir.join("after-the-crash")));
     });
-    let mut watcher = watcher.unwrap();
     let server = open_slot(&dir.join("after-the-crash"));
-    use std::io::Write;
-    watcher
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(b"through-the-new-mount\n")
-        .unwrap();
-    let o = finish(watcher, Duration::from_secs(10));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(
-        recv(&server, Duration::from_secs(5)),
-        b"through-the-new-mount\n"
-    );
+    watcher.unwrap().sends("through-the-new-mount", &server);
     drop(server);
     stop_as_the_unit(daemon, &dir);
 }
