@@ -11,11 +11,13 @@
 #[allow(dead_code)]
 mod golden;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
 
+use mailslotfs::bridge::names::{NameConfig, NameService};
 use mailslotfs::wire::{
     DecodeError, NamePacket, NbAddress, NetbiosName, NodeType, Opcode, QuestionType, RecordData,
-    rcode,
+    Scope, rcode,
 };
 
 const FILE: &str = include_str!("data/golden-names.txt");
@@ -53,7 +55,7 @@ const PEER: Ipv4Addr = Ipv4Addr::new(10, 213, 250, 3);
 #[test]
 fn every_capture_parses_and_round_trips() {
     let all = golden::parse(FILE);
-    assert_eq!(all.len(), 14);
+    assert_eq!(all.len(), 16);
     for g in all {
         let packet = NamePacket::parse(&g.bytes).unwrap_or_else(|e| panic!("{}: {e}", g.id));
         let emitted = packet.emit().unwrap();
@@ -167,6 +169,110 @@ fn wins_registration_release_and_their_responses() {
     let done = parsed("nmbd-wins-release-response");
     assert!(done.response && done.flags.authoritative);
     assert_eq!(done.transaction_id, release.transaction_id);
+}
+
+/// nmbd's WACK types its record NULL where RFC 1002 says NB, and carries
+/// the request's OPCODE and NM_FLAGS: a bridge registering with nmbd as
+/// its WINS server waits as long as the WACK says instead of giving up.
+#[test]
+fn nmbds_wack_is_understood_and_waited_out() {
+    let wack = parsed("nmbd-wins-wack");
+    assert_eq!((wack.opcode, wack.response), (Opcode::Wack, true));
+    assert!(wack.flags.authoritative);
+    let record = &wack.answers[0];
+    assert_eq!(record.name, name("WONE", 0));
+    assert_eq!(record.ttl, 60, "seconds to wait");
+    assert_eq!(
+        record.data,
+        RecordData::Wack {
+            copied: 0x2900,
+            null_type: true
+        },
+        "a registration (opcode 5) with RD set, in a NULL record"
+    );
+    let wins = SocketAddrV4::new(Ipv4Addr::new(10, 213, 1, 254), 137);
+    let config = NameConfig {
+        computer: "WONE".into(),
+        wins: Some(wins),
+        ..config(Ipv4Addr::new(10, 215, 1, 1))
+    };
+    let t0 = Instant::now();
+    let mut service = NameService::<()>::new(config, t0).unwrap();
+    service.poll(t0);
+    let request = service
+        .drain_transmits()
+        .into_iter()
+        .find(|t| t.to == wins)
+        .map(|t| NamePacket::parse(&t.payload).unwrap())
+        .expect("a registration at the WINS server");
+    let mut bytes = captured("nmbd-wins-wack");
+    bytes[..2].copy_from_slice(&request.transaction_id.to_be_bytes());
+    service.on_packet(t0, wins, &bytes);
+    assert_eq!(service.counters().malformed, 0);
+    // Without the WACK it would give up after three tries, 4.5 s.
+    let mut now = t0;
+    while now < t0 + Duration::from_secs(59) {
+        now += Duration::from_millis(500);
+        service.poll(now);
+    }
+    let held = service.names_held(now);
+    assert!(held[0].contains("WINS registering"), "{held:?}");
+}
+
+/// What the captures' peers need of a name service at `address`.
+fn config(address: Ipv4Addr) -> NameConfig {
+    NameConfig {
+        computer: "MSLPDC".into(),
+        domain: "MSLDOM".into(),
+        address,
+        port: 137,
+        broadcast: SocketAddrV4::new(Ipv4Addr::new(10, 213, 250, 255), 137),
+        wins: None,
+        allow: Vec::new(),
+        first_transaction_id: 1,
+    }
+}
+
+/// A service holding MSLPDC<00>, <03> and MSLDOM<00> (the captures'
+/// names) in the default scope, at `address`.
+fn holding_mslpdc(address: Ipv4Addr) -> (NameService<()>, Instant) {
+    let config = config(address);
+    let t0 = Instant::now();
+    let mut service = NameService::new(config, t0).unwrap();
+    let mut now = t0;
+    for _ in 0..5 {
+        service.poll(now);
+        now += Duration::from_millis(250);
+    }
+    service.drain_transmits();
+    (service, now)
+}
+
+/// nmblookup's query in scope CORP.EXAMPLE keeps its scope, and a node in
+/// the default scope does not answer it; the same query without the scope
+/// it answers.
+#[test]
+fn a_scoped_query_is_heard_only_in_its_scope() {
+    let scoped = parsed("nmblookup-scoped-broadcast-query");
+    assert_eq!(scoped.questions[0].name, name("MSLPDC", 0));
+    assert_eq!(
+        scoped.questions[0].scope,
+        Scope::new("CORP.EXAMPLE").unwrap()
+    );
+    assert!(scoped.flags.broadcast);
+    let (mut service, now) = holding_mslpdc(NMBD);
+    let asker = SocketAddrV4::new(Ipv4Addr::new(10, 213, 250, 2), 35739);
+    service.on_packet(now, asker, &captured("nmblookup-scoped-broadcast-query"));
+    assert!(service.drain_transmits().is_empty(), "another scope");
+    let mut unscoped = scoped.clone();
+    unscoped.questions[0].scope = Scope::default();
+    service.on_packet(now, asker, &unscoped.emit().unwrap());
+    let answers = service.drain_transmits();
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].to, asker);
+    let answer = NamePacket::parse(&answers[0].payload).unwrap();
+    assert_eq!(answer.transaction_id, scoped.transaction_id);
+    assert!(answer.answers[0].scope.is_empty());
 }
 
 #[test]

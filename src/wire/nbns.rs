@@ -190,8 +190,10 @@ pub struct NodeStatus {
 pub enum RecordData {
     /// NB: the addresses holding the name (none in some negative answers).
     Addresses(Vec<NbAddress>),
-    /// NB in a WACK: a copy of the request's OPCODE and NM_FLAGS field.
-    Wack(u16),
+    /// A WACK's data: a copy of the request's OPCODE and NM_FLAGS field.
+    /// RFC 1002 §4.2.16 types the record NB; nmbd types it NULL
+    /// (`null_type`), kept so that the packet re-emits as it came.
+    Wack { copied: u16, null_type: bool },
     /// NBSTAT: a node status.
     NodeStatus(NodeStatus),
     /// NULL: no data.
@@ -373,9 +375,10 @@ fn parse_record(packet: &[u8], at: usize, opcode: Opcode) -> Result<(Record, usi
             have: packet.len(),
         })?;
     let data = match rr_type {
-        TYPE_NB if opcode == Opcode::Wack && rdlength == 2 => {
-            RecordData::Wack(u16::from_be_bytes(bytes_at(rdata, 0)?))
-        }
+        TYPE_NB | TYPE_NULL if opcode == Opcode::Wack && rdlength == 2 => RecordData::Wack {
+            copied: u16::from_be_bytes(bytes_at(rdata, 0)?),
+            null_type: rr_type == TYPE_NULL,
+        },
         TYPE_NB => RecordData::Addresses(parse_addresses(rdata)?),
         TYPE_NBSTAT => RecordData::NodeStatus(parse_node_status(rdata)?),
         TYPE_NULL if rdlength == 0 => RecordData::Null,
@@ -478,9 +481,9 @@ fn emit_record(record: &Record, out: &mut Vec<u8>) -> Result<(), EncodeError> {
             }
             TYPE_NB
         }
-        RecordData::Wack(copied) => {
+        RecordData::Wack { copied, null_type } => {
             rdata.extend_from_slice(&copied.to_be_bytes());
-            TYPE_NB
+            if *null_type { TYPE_NULL } else { TYPE_NB }
         }
         RecordData::NodeStatus(status) => {
             let count = u8::try_from(status.names.len()).map_err(|_| EncodeError::TooLong {
