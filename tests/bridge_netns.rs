@@ -281,6 +281,32 @@ impl Capture {
         }
     }
 
+    /// Frames the pcap holds so far that match a display `filter`.
+    fn count(&self, filter: &str) -> usize {
+        let pcap = self.pcap.to_string_lossy().into_owned();
+        let out = run(
+            Command::new("tshark").args([
+                "-r",
+                &pcap,
+                "-Y",
+                filter,
+                "-T",
+                "fields",
+                "-e",
+                "frame.number",
+            ]),
+            CMD_TIMEOUT,
+        );
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    }
+
+    /// tshark's one-line summary of every frame so far, for messages.
+    fn summary(&self) -> String {
+        let pcap = self.pcap.to_string_lossy().into_owned();
+        let out = run(Command::new("tshark").args(["-r", &pcap]), CMD_TIMEOUT);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Waits until the pcap holds `frames` frames (what stopping tshark
     /// has not written yet is lost), stops the capture and dissects it:
     /// one row per frame with `fields`, after checking that tshark found
@@ -1305,14 +1331,18 @@ fn writes_to_nmbd_resolve_through_its_answer() {
 }
 
 /// Three subnets joined by a router namespace that also runs nmbd as the
-/// WINS server (on the first subnet's side). Broadcasts stay on their
-/// subnet, so each bridge finds the other only through WINS: both
-/// register with it, and each resolves the other there. A third bridge
-/// claiming the first one's name is refused by WINS (after a WACK, while
-/// nmbd asks the holder, which answers) and fails to mount in one line.
+/// WINS server (on the first subnet's side), granting names a minute.
+/// Broadcasts stay on their subnet, so each bridge finds the other only
+/// through WINS: both register with it, and each resolves the other there.
+/// A third bridge claiming the first one's name is refused by WINS (after
+/// a WACK, captured, while nmbd asks the holder, which answers) and fails
+/// to mount in one line. Half a minute after registering, the first bridge
+/// refreshes its names; stopped, it releases them at the WINS server too.
+/// tshark sees every request reach the server and its answer come back,
+/// with no malformed or expert warning.
 #[test]
 fn wins_carries_names_across_a_router() {
-    if !lab_ready(&["nmbd", "testparm", "nmblookup"]) {
+    if !lab_ready(&["tshark", "nmbd", "testparm", "nmblookup"]) {
         return;
     }
     let n = LABS.fetch_add(1, Ordering::SeqCst) + 1;
@@ -1372,11 +1402,12 @@ fn wins_carries_names_across_a_router() {
     }
     let wins = format!("{}.254", subnets[0]);
     let samba = Scratch::new("wins");
+    // A one-minute TTL, so that our refresh (at half of it) comes soon.
     let conf = write_nmbd_config(
         &samba.0,
         "MSLWINS",
         &wins,
-        "    wins support = yes\n    local master = no\n",
+        "    wins support = yes\n    local master = no\n    min wins ttl = 60\n    max wins ttl = 60\n",
     );
     let nmbd = start_nmbd(&router, &conf, &samba.0.join("nmbd.out"));
     let conf_arg = conf.to_string_lossy().into_owned();
@@ -1401,16 +1432,16 @@ fn wins_carries_names_across_a_router() {
     });
     assert!(serving, "the WINS server never answered:\n{}", nmbd.log());
     let wins_flag = format!("--wins={wins}");
-    let capture = Capture::start(
-        &lab,
-        0,
-        &format!("udp port 137 and src host {}.1", subnets[0]),
-    );
-    let one = lab.bridged(0, &["--netbios-name=WONE", "--domain=WDOM", &wins_flag]);
+    let first = format!("{}.1", subnets[0]);
+    let capture = Capture::start(&lab, 0, &format!("udp port 137 and host {first}"));
+    let third_capture = Capture::start(&lab, 2, &format!("udp port 137 and src host {wins}"));
+    let mut one = lab.bridged(0, &["--netbios-name=WONE", "--domain=WDOM", &wins_flag]);
+    let registered = Instant::now();
     let two = lab.bridged(1, &["--netbios-name=WTWO", "--domain=WDOM", &wins_flag]);
     for host in [&one, &two] {
         let names = bridge_attr(host, "names");
         assert_eq!(names.matches("WINS registered").count(), 3, "{names}");
+        assert_eq!(bridge_attr(host, "wins_state"), "asked first");
     }
     let chat_one = create_slot(&one.path("chat"));
     let chat_two = create_slot(&two.path("chat"));
@@ -1423,16 +1454,6 @@ fn wins_carries_names_across_a_router() {
         assert_eq!(bridge_attr(host, "resolved_broadcast"), "0");
         assert_eq!(bridge_attr(host, "wins"), format!("{wins}:137"));
     }
-    // Nine broadcast registrations, three at the WINS server, one query.
-    let frames = capture.dissect(13, &["nbns.flags.opcode", "ip.dst"]);
-    let to_wins = |opcode: &str| {
-        frames
-            .iter()
-            .filter(|f| f[0] == opcode && f[1] == wins)
-            .count()
-    };
-    assert_eq!(to_wins("5"), 3, "{frames:?}");
-    assert_eq!(to_wins("0"), 1, "{frames:?}");
 
     let dir = Scratch::new("third");
     let out = run(
@@ -1459,7 +1480,111 @@ fn wins_carries_names_across_a_router() {
         )
     );
     assert!(!is_mounted(&dir.0));
+    // nmbd's WACK reached the third bridge before the refusal.
+    let to_third = third_capture.count("nbns");
+    let answers = third_capture.dissect(
+        to_third,
+        &[
+            "nbns.flags.opcode",
+            "nbns.flags.rcode",
+            "_ws.col.Info",
+            "udp.payload",
+        ],
+    );
+    let wack = answers
+        .iter()
+        .find(|f| f[0] == "7")
+        .unwrap_or_else(|| panic!("no WACK: {answers:?}"));
+    println!("nmbd's WACK ({}): {}", wack[2], wack[3]);
+    let parsed = NamePacket::parse(&golden_hex(&wack[3])).expect("the WACK parses");
+    assert_eq!((parsed.opcode, parsed.response), (Opcode::Wack, true));
+    assert!(
+        answers.iter().any(|f| f[..2] == ["5", "6"]),
+        "no refusal: {answers:?}"
+    );
+
+    // The refresh comes at half the minute nmbd granted, and is answered
+    // (nmbd answers a refresh with a registration response).
+    let refreshed = wait_until(Duration::from_secs(60), || {
+        let refreshes =
+            format!("nbns.flags.opcode == 8 && nbns.flags.response == 0 && ip.dst == {wins}");
+        let answers =
+            format!("nbns.flags.opcode == 5 && nbns.flags.response == 1 && ip.src == {wins}");
+        capture.count(&refreshes) >= 3 && capture.count(&answers) >= 6
+    });
+    assert!(
+        refreshed,
+        "no refresh answered {:?} after registering: {}\n{}",
+        registered.elapsed(),
+        bridge_attr(&one, "names"),
+        capture.summary()
+    );
+    let stopped = one.signal_and_wait(libc::SIGTERM, CMD_TIMEOUT);
+    assert!(stopped.is_some_and(|s| s.success()), "{}", one.stderr());
+    let released = wait_until(DELIVERY_TIMEOUT, || {
+        capture.count(&format!(
+            "nbns.flags.opcode == 6 && nbns.flags.response == 1 && ip.src == {wins}"
+        )) >= 3
+    });
+    assert!(released, "the WINS server did not confirm the releases");
+    let total = capture.count("nbns");
+    let frames = capture.dissect(
+        total,
+        &[
+            "nbns.flags.opcode",
+            "nbns.flags.response",
+            "nbns.flags.rcode",
+            "ip.src",
+            "ip.dst",
+            "nbns.id",
+        ],
+    );
+    let count = |opcode: &str, response: &str, from: &str, to: &str| {
+        frames
+            .iter()
+            .filter(|f| f[0] == opcode && f[1] == response && f[3] == from && f[4] == to)
+            .count()
+    };
+    let broadcast = format!("{}.255", subnets[0]);
+    assert_eq!(count("5", "0", &first, &broadcast), 9, "{frames:?}");
+    assert_eq!(
+        count("5", "0", &first, &wins),
+        3,
+        "registrations: {frames:?}"
+    );
+
+    assert_eq!(count("0", "0", &first, &wins), 1, "the query: {frames:?}");
+    assert!(count("8", "0", &first, &wins) >= 3, "refreshes: {frames:?}");
+    let answered: Vec<&str> = frames
+        .iter()
+        .filter(|f| f[..2] == ["5", "1"] && f[3] == wins)
+        .map(|f| f[5].as_str())
+        .collect();
+    assert!(
+        frames
+            .iter()
+            .filter(|f| f[..2] == ["8", "0"])
+            .all(|f| answered.contains(&f[5].as_str())),
+        "a refresh went unanswered: {frames:?}"
+    );
+    assert_eq!(count("6", "0", &first, &wins), 3, "releases: {frames:?}");
+    assert_eq!(count("6", "1", &wins, &first), 3, "released: {frames:?}");
+    assert_eq!(count("6", "0", &first, &broadcast), 3, "{frames:?}");
+    assert!(
+        frames
+            .iter()
+            .filter(|f| f[1] == "1" && f[3] == wins)
+            .all(|f| f[2] == "0"),
+        "the WINS server refused something of ours: {frames:?}"
+    );
     drop(nmbd);
+}
+
+/// Hex digits to bytes, as tshark prints a payload.
+fn golden_hex(text: &str) -> Vec<u8> {
+    (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect()
 }
 
 /// A name query, node status request or registration for `name`, as a
