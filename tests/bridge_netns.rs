@@ -2012,3 +2012,77 @@ fn a_signal_ends_a_write_waiting_for_a_name() {
     );
     assert!(pid_alive(host.pid()));
 }
+
+/// A host on two links, the bridge on one: its name service answers
+/// broadcasts on its own link and unicast to its own address (also from
+/// the other link, through the host's routing), but not broadcasts on the
+/// other link nor queries to the host's other address, and counts them.
+#[test]
+fn the_name_service_answers_only_for_the_bridges_address_and_link() {
+    if !lab_ready(&["nmblookup"]) {
+        return;
+    }
+    let mut lab = Lab::new(2);
+    let other = lab.add_namespace("x");
+    let net = format!("10.216.{}", lab.subnet);
+    ip(&[
+        "-n",
+        &lab.ns(0),
+        "link",
+        "add",
+        "eth1",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        &other,
+    ]);
+    for (ns, dev, host) in [(lab.ns(0), "eth1", 1), (other.clone(), "eth0", 2)] {
+        let cidr = format!("{net}.{host}/24");
+        let broadcast = format!("{net}.255");
+        ip(&[
+            "-n", &ns, "addr", "add", &cidr, "brd", &broadcast, "dev", dev,
+        ]);
+        ip(&["-n", &ns, "link", "set", dev, "up"]);
+    }
+    let lab_net = format!("10.213.{}.0/24", lab.subnet);
+    ip(&[
+        "-n",
+        &other,
+        "route",
+        "add",
+        &lab_net,
+        "via",
+        &format!("{net}.1"),
+    ]);
+    let host = lab.bridged(0, &["--netbios-name=ONLINK", "--bind", &lab.addr(0)]);
+    let scratch = Scratch::new("twolinks");
+    let conf = nmblookup_config(&scratch.0);
+    let lookup = |ns: &str, args: &[&str]| {
+        run(
+            Command::new("ip")
+                .args(["netns", "exec", ns, "nmblookup", "-s", &conf])
+                .args(args)
+                .arg("ONLINK"),
+            CMD_TIMEOUT,
+        )
+    };
+    let found = |out: &std::process::Output| {
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{} ONLINK<00>", lab.addr(0)))
+    };
+    let on_link = lookup(&lab.ns(1), &["-B", &format!("10.213.{}.255", lab.subnet)]);
+    assert!(found(&on_link), "{on_link:?}");
+    let routed = lookup(&other, &["-U", &lab.addr(0), "--recursion"]);
+    assert!(found(&routed), "{routed:?}");
+    let other_broadcast = lookup(&other, &["-B", &format!("{net}.255")]);
+    assert!(!found(&other_broadcast), "{other_broadcast:?}");
+    let other_address = lookup(&other, &["-U", &format!("{net}.1"), "--recursion"]);
+    assert!(!found(&other_address), "{other_address:?}");
+    assert_eq!(bridge_attr(&host, "queries_answered"), "2");
+    let elsewhere: u64 = bridge_attr(&host, "name_packets_elsewhere")
+        .parse()
+        .unwrap();
+    assert!(elsewhere >= 2, "{elsewhere}");
+}

@@ -177,6 +177,9 @@ pub struct NameCounters {
     pub received: u64,
     pub malformed: u64,
     pub not_allowed: u64,
+    /// Sent to another of the host's addresses, or broadcast on another of
+    /// its links: not ours to answer.
+    pub elsewhere: u64,
     pub queries_answered: u64,
     pub status_answered: u64,
     pub registrations_defended: u64,
@@ -753,6 +756,13 @@ impl<W> NameService<W> {
                 expires: now + ttl,
             },
         );
+    }
+
+    /// Counts a packet that came for another of the host's addresses or
+    /// links (the socket layer tells them apart); it is not heard.
+    pub fn on_packet_elsewhere(&mut self) {
+        self.counters.received += 1;
+        self.counters.elsewhere += 1;
     }
 
     /// Handles one packet received on the name-service port.

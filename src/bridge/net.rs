@@ -98,7 +98,33 @@ struct Names {
     /// its registrations.
     turned: Condvar,
     socket: UdpSocket,
+    hearing: Hearing,
     wake: OwnedFd,
+}
+
+/// What the name service hears of all that reaches its port (bound to the
+/// wildcard address, as broadcasts need): packets to the bridge's address,
+/// from any link (a WINS server or a peer behind a router reaches it so),
+/// and broadcasts on the bridge's own link. Packets for the host's other
+/// addresses, and other links' broadcasts, are not ours to answer: another
+/// subnet would learn an address it may not reach, and our names would be
+/// defended where they were never registered.
+#[derive(Clone, Copy, Debug)]
+struct Hearing {
+    address: Ipv4Addr,
+    /// The broadcasts heard on the bridge's link: where ours go
+    /// (`--broadcast`), the subnet's, and the limited broadcast.
+    broadcasts: [Ipv4Addr; 3],
+    /// The bridge's interface index.
+    interface: u32,
+}
+
+impl Hearing {
+    /// Whether a packet sent to `to` that came in by interface `index` is
+    /// for the name service.
+    fn hears(&self, to: Ipv4Addr, index: u32) -> bool {
+        to == self.address || (index == self.interface && self.broadcasts.contains(&to))
+    }
 }
 
 /// The bridge with its sockets.
@@ -137,7 +163,7 @@ impl Link {
         };
         let names = match settings.no_name_service {
             true => None,
-            false => Some(open_names(settings, &config, broadcast)?),
+            false => Some(open_names(settings, &config, broadcast, &interface)?),
         };
         let bridge = Bridge::new(config).map_err(|e| format!("bridge: {e}"))?;
         let socket = bind(settings.port, interface.address, settings.multicast)?;
@@ -479,13 +505,16 @@ impl Link {
                 if received % FLUSH_EVERY == 0 {
                     self.flush_names(names);
                 }
-                match names.socket.recv_from(&mut buffer) {
-                    Ok((len, SocketAddr::V4(from))) => names.state.lock().on_packet(
-                        Instant::now(),
+                match receive_addressed(&names.socket, &mut buffer) {
+                    Ok(Received {
+                        len,
                         from,
-                        buffer.get(..len).unwrap_or_default(),
-                    ),
-                    Ok((_, SocketAddr::V6(_))) => {}
+                        arrived: Some((to, index)),
+                    }) if names.hearing.hears(to, index) => {
+                        let packet = buffer.get(..len).unwrap_or_default();
+                        names.state.lock().on_packet(Instant::now(), from, packet)
+                    }
+                    Ok(_) => names.state.lock().on_packet_elsewhere(),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) => {
                         log::debug!("bridge: name-service receive failed: {e}");
@@ -537,6 +566,7 @@ impl Link {
             ("name_packets", c.received.to_string()),
             ("name_packets_malformed", c.malformed.to_string()),
             ("name_packets_not_allowed", c.not_allowed.to_string()),
+            ("name_packets_elsewhere", c.elsewhere.to_string()),
             ("queries_answered", c.queries_answered.to_string()),
             ("status_answered", c.status_answered.to_string()),
             (
@@ -565,8 +595,14 @@ fn shown(mut entries: Vec<String>) -> String {
 }
 
 /// Binds the name-service port, one below the datagram port (137 below
-/// 138, so that tests on another port keep a pair), and sets up its state.
-fn open_names(settings: &Settings, config: &Config, broadcast: Ipv4Addr) -> Result<Names, String> {
+/// 138, so that tests on another port keep a pair), asks for each packet's
+/// destination and interface (IP_PKTINFO), and sets up its state.
+fn open_names(
+    settings: &Settings,
+    config: &Config,
+    broadcast: Ipv4Addr,
+    interface: &Interface,
+) -> Result<Names, String> {
     let port = settings
         .port
         .checked_sub(1)
@@ -588,6 +624,21 @@ fn open_names(settings: &Settings, config: &Config, broadcast: Ipv4Addr) -> Resu
     socket
         .set_nonblocking(true)
         .map_err(|e| format!("bridge: name-service socket: {e}"))?;
+    let on: libc::c_int = 1;
+    // SAFETY: IP_PKTINFO takes an int, passed with its size.
+    let set = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_PKTINFO,
+            (&raw const on).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
+        let e = io::Error::last_os_error();
+        return Err(format!("bridge: name-service socket: IP_PKTINFO: {e}"));
+    }
     // SAFETY: eventfd has no preconditions; the result is checked.
     let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
     if fd < 0 {
@@ -597,6 +648,11 @@ fn open_names(settings: &Settings, config: &Config, broadcast: Ipv4Addr) -> Resu
         state: Mutex::new(state),
         turned: Condvar::new(),
         socket,
+        hearing: Hearing {
+            address: interface.address,
+            broadcasts: [broadcast, interface.broadcast, Ipv4Addr::BROADCAST],
+            interface: interface.index,
+        },
         // SAFETY: `fd` is a new descriptor that nothing else owns.
         wake: unsafe { OwnedFd::from_raw_fd(fd) },
     })
@@ -610,6 +666,64 @@ fn system_address(name: &NetbiosName) -> Option<Ipv4Addr> {
     all.into_iter().find_map(|a| match a {
         SocketAddr::V4(v4) => Some(*v4.ip()),
         SocketAddr::V6(_) => None,
+    })
+}
+
+/// One packet received on the name-service socket.
+struct Received {
+    len: usize,
+    from: SocketAddrV4,
+    /// The header's destination address and the interface the packet came
+    /// in by (IP_PKTINFO; `None` if the kernel gave none).
+    arrived: Option<(Ipv4Addr, u32)>,
+}
+
+/// Receives one packet into `buffer`, with where it was sent.
+fn receive_addressed(socket: &UdpSocket, buffer: &mut [u8]) -> io::Result<Received> {
+    // SAFETY: all-zero is a valid sockaddr_in and msghdr.
+    let mut from: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut iov = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: buffer.len(),
+    };
+    // u64s keep the control buffer aligned for cmsghdr.
+    let mut control = [0u64; 8];
+    // SAFETY: as above.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&raw mut from).cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = size_of_val(&control) as _;
+    // SAFETY: every pointer in `msg` is valid for the lengths it gives.
+    let len = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, 0) };
+    if len < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut arrived = None;
+    // SAFETY: the kernel filled `control` with `msg_controllen` bytes of
+    // well-formed cmsgs, walked with the CMSG macros; an IP_PKTINFO cmsg
+    // carries an in_pktinfo, read unaligned.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::IPPROTO_IP && (*cmsg).cmsg_type == libc::IP_PKTINFO {
+                let info: libc::in_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                let to = Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr));
+                arrived = Some((to, info.ipi_ifindex as u32));
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    let from = SocketAddrV4::new(
+        Ipv4Addr::from(u32::from_be(from.sin_addr.s_addr)),
+        u16::from_be(from.sin_port),
+    );
+    Ok(Received {
+        len: len as usize,
+        from,
+        arrived,
     })
 }
 
@@ -662,10 +776,12 @@ fn why(error: &io::Error, port: u16) -> String {
     }
 }
 
-/// An IPv4 interface address and its subnet's broadcast address.
+/// An IPv4 interface address, its subnet's broadcast address and the
+/// interface's index.
 struct Interface {
     address: Ipv4Addr,
     broadcast: Ipv4Addr,
+    index: u32,
 }
 
 /// The interface with address `wanted`, or else the first non-loopback
@@ -699,7 +815,13 @@ fn ipv4_interfaces() -> io::Result<Vec<Interface>> {
             (up, ipv4_of(entry.ifa_addr), ipv4_of(entry.ifa_netmask))
         {
             let broadcast = Ipv4Addr::from(u32::from(address) | !u32::from(mask));
-            found.push(Interface { address, broadcast });
+            // SAFETY: ifa_name is the interface's NUL-terminated name.
+            let index = unsafe { libc::if_nametoindex(entry.ifa_name) };
+            found.push(Interface {
+                address,
+                broadcast,
+                index,
+            });
         }
     }
     // SAFETY: `list` came from getifaddrs and is freed once.
@@ -738,4 +860,37 @@ fn default_netbios_name() -> Result<String, String> {
         .take(NAME_LEN)
         .collect::<String>()
         .to_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_service_hears_its_address_and_its_links_broadcasts_only() {
+        let hearing = Hearing {
+            address: Ipv4Addr::new(10, 9, 0, 1),
+            broadcasts: [
+                Ipv4Addr::new(10, 9, 0, 255),
+                Ipv4Addr::new(10, 9, 0, 255),
+                Ipv4Addr::BROADCAST,
+            ],
+            interface: 2,
+        };
+        let (ours, other) = (2, 3);
+        assert!(hearing.hears(Ipv4Addr::new(10, 9, 0, 1), ours));
+        assert!(
+            hearing.hears(Ipv4Addr::new(10, 9, 0, 1), other),
+            "from behind a router"
+        );
+        assert!(hearing.hears(Ipv4Addr::new(10, 9, 0, 255), ours));
+        assert!(hearing.hears(Ipv4Addr::BROADCAST, ours));
+        assert!(!hearing.hears(Ipv4Addr::BROADCAST, other));
+        assert!(!hearing.hears(Ipv4Addr::new(10, 9, 0, 255), other));
+        assert!(
+            !hearing.hears(Ipv4Addr::new(10, 8, 0, 1), other),
+            "another address of the host"
+        );
+        assert!(!hearing.hears(Ipv4Addr::new(10, 8, 0, 255), other));
+    }
 }
