@@ -74,6 +74,7 @@ fn mount(args: MountArgs) -> Result<(), String> {
         transport_max,
         park_cap: session::park_cap(),
         owner,
+        subordinates: privileges::subordinate_ids(),
     };
     let started = MailslotFs::new(config, link.clone())
         .map_err(|e| format!("cannot start: {}", reason(&e)))

@@ -31,7 +31,7 @@ use crate::kernel::abi::{IOCTL_UNRESTRICTED, POLL_SCHEDULE_NOTIFY, fopen};
 use crate::kernel::channel::{Handler, Notifier};
 use crate::kernel::reply::{DirEntries, FileAttr, FileKind, Reply};
 use crate::kernel::request::{Forgets, Operation, Request, SetAttr};
-use crate::slot::accounts::{Account, Charge};
+use crate::slot::accounts::{Account, Charge, SubordinateIds};
 use crate::slot::batch;
 use crate::slot::limits::InfoAttr;
 use crate::slot::queue::{ReadOutcome, Wakeups};
@@ -90,7 +90,7 @@ impl Parking for Fuse {
 }
 
 /// What the file system is given at mount time.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct FsConfig {
     pub defaults: SlotDefaults,
     /// Largest message the kernel hands over in one request.
@@ -100,6 +100,8 @@ pub struct FsConfig {
     pub park_cap: Option<Duration>,
     /// Owner of the root directory.
     pub owner: (u32, u32),
+    /// Uids that count as the user they were given to, for the shares.
+    pub subordinates: SubordinateIds,
 }
 
 /// The state the handlers, the timer and shutdown share.
@@ -158,7 +160,12 @@ impl MailslotFs {
         link: Option<Arc<Link>>,
     ) -> std::io::Result<(MailslotFs, Control)> {
         let born = now();
-        let table = Table::new(config.defaults, config.owner, born);
+        let table = Table::with_subordinates(
+            config.defaults,
+            config.owner,
+            config.subordinates.clone(),
+            born,
+        );
         let net = link.map(|link| Net {
             link,
             tree: Mutex::new(NetTree::new(

@@ -10,12 +10,26 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use crate::slot::accounts::SubordinateIds;
+
 /// The user to become.
 #[derive(Clone, Debug)]
 pub struct Identity {
     pub name: String,
     pub uid: u32,
     pub gid: u32,
+}
+
+/// Where the subordinate uids are written down, `user:first:count` a line
+/// (subuid(5); shadow's newuidmap reads the same file).
+const SUBUID_FILE: &str = "/etc/subuid";
+
+/// This machine's subordinate uids, by the user they were given to; none
+/// when the file is missing or unreadable. Read when a mount starts: a
+/// change counts from the next mount.
+pub fn subordinate_ids() -> SubordinateIds {
+    let text = std::fs::read_to_string(SUBUID_FILE).unwrap_or_default();
+    SubordinateIds::parse(&text, |name| lookup(name).ok().map(|user| user.uid))
 }
 
 /// Looks `name` up in the password database. Errors are one line.

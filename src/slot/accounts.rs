@@ -146,10 +146,6 @@ impl Limit {
     }
 }
 
-/// Where the subordinate uids are written down, `user:first:count` a line
-/// (subuid(5); shadow's newuidmap reads the same file).
-pub const SUBUID_FILE: &str = "/etc/subuid";
-
 /// Subordinate uids, by the user they were given to. A rootless container
 /// runs its processes as host uids from its user's range (65536 of them by
 /// default), which the daemon sees as so many users: each would have a
@@ -186,16 +182,6 @@ impl SubordinateIds {
             keep
         });
         SubordinateIds { ranges }
-    }
-
-    /// This machine's, from [`SUBUID_FILE`]; none when it is missing or
-    /// unreadable. Read when a mount starts: a change counts from the
-    /// next mount.
-    pub fn of_this_machine() -> SubordinateIds {
-        let text = std::fs::read_to_string(SUBUID_FILE).unwrap_or_default();
-        SubordinateIds::parse(&text, |name| {
-            crate::service::privileges::lookup(name).ok().map(|u| u.uid)
-        })
     }
 
     /// The user `uid` was given to, and the first uid of its range.
@@ -261,12 +247,6 @@ impl Accounts {
             users: Mutex::new(HashMap::new()),
             refused: Default::default(),
         }
-    }
-
-    /// A mount's accounts: [`Accounts::new`], with this machine's
-    /// subordinate uids.
-    pub fn for_mount(ceilings: Ceilings, exempt: &[u32]) -> Accounts {
-        Accounts::new(ceilings, exempt).with_subordinates(SubordinateIds::of_this_machine())
     }
 
     /// Charges the uids in `ids` to the users they were given to.

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use parking_lot::{Mutex, RwLock};
 
-use super::accounts::{Account, Accounts, Ceilings, Charge};
+use super::accounts::{Account, Accounts, Ceilings, Charge, SubordinateIds};
 use super::limits::{InfoAttr, Limits, SlotInfo};
 use super::memory::Budget;
 use super::name::{Name, key_of};
@@ -174,7 +174,20 @@ impl<K: Parking> Table<K> {
     /// lets everyone create slots (mode 1777). Root and `owner` are exempt
     /// from the per-user shares.
     pub fn new(defaults: SlotDefaults, owner: (u32, u32), now: Now) -> Self {
-        let accounts = Arc::new(Accounts::for_mount(defaults.ceilings(), &[0, owner.0]));
+        Table::with_subordinates(defaults, owner, SubordinateIds::default(), now)
+    }
+
+    /// [`Table::new`], charging the uids in `subordinates` to the users
+    /// they were given to (see [`SubordinateIds`]).
+    pub fn with_subordinates(
+        defaults: SlotDefaults,
+        owner: (u32, u32),
+        subordinates: SubordinateIds,
+        now: Now,
+    ) -> Self {
+        let accounts = Arc::new(
+            Accounts::new(defaults.ceilings(), &[0, owner.0]).with_subordinates(subordinates),
+        );
         let root = Node {
             parent: ROOT,
             name: Name::parse(b"mailslot").unwrap_or_else(|_| unreachable!()),
