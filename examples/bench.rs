@@ -443,6 +443,18 @@ fn idle_cost(mount: &Mount, readers: usize) -> io::Result<Idle> {
         std::thread::sleep(Duration::from_millis(20));
     }
     let rss = mount.rss_bytes()?;
+    // The window opens once the daemon has been quiet for 200 ms: the
+    // asking above ends with a queue thread that polls a little before it
+    // sleeps, and on io_uring each parked read is looked at a few times in
+    // its first 63 ms (a signal that brought no INTERRUPT).
+    let mut settled = task_totals(daemon).1;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = task_totals(daemon).1;
+        if std::mem::replace(&mut settled, now) == now {
+            break;
+        }
+    }
     let (cpu0, switches0) = task_totals(daemon);
     let start = Instant::now();
     // A measurement window: nothing is meant to happen in it.
