@@ -3,6 +3,7 @@
 mod common;
 
 use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -223,6 +224,10 @@ fn usage_errors_are_one_line_and_exit_1() {
     let _scratch = Scratch(vec![scratch.clone()]);
     let missing = scratch.join("missing/x");
     let missing = missing.to_str().unwrap();
+    // A plain directory, on no mailslotfs mount: nothing may be left in it.
+    std::fs::create_dir_all(&scratch).unwrap();
+    let elsewhere = scratch.join("plain");
+    let elsewhere = elsewhere.to_str().unwrap();
     for (args, want) in [
         (
             &["mount", "--bogus", "/tmp"][..],
@@ -254,12 +259,20 @@ fn usage_errors_are_one_line_and_exit_1() {
             &["serve", missing],
             format!("mailslotfs: {missing}: cannot create the mailslot: No such file or directory"),
         ),
+        (
+            &["serve", "-t", "100", elsewhere],
+            format!("mailslotfs: {elsewhere}: not on a mailslotfs mount"),
+        ),
     ] {
         let o = run(Command::new(BIN).args(args), CMD_TIMEOUT);
         assert_eq!(o.status.code(), Some(1), "{args:?}");
         assert!(o.stdout.is_empty(), "{args:?}");
         assert_eq!(String::from_utf8_lossy(&o.stderr), want + "\n", "{args:?}");
     }
+    assert!(
+        !Path::new(elsewhere).exists(),
+        "serve left a plain file behind"
+    );
     for args in [&["--help"][..], &["--version"], &["help", "mount"]] {
         let o = run(Command::new(BIN).args(args), CMD_TIMEOUT);
         assert_eq!(o.status.code(), Some(0), "{args:?}");

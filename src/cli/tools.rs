@@ -28,14 +28,17 @@ pub fn serve(args: &ServeArgs) -> Result<(), String> {
             Some(libc::EEXIST) => format!("{shown}: a server already has this mailslot"),
             _ => format!("{shown}: cannot create the mailslot: {}", reason(&e)),
         })?;
+    // Every slot has this attribute; a file without it was made on some
+    // other file system, and is ours to take back.
+    let Ok(max) = get_xattr(&path, InfoAttr::MaxMessageSize) else {
+        let _ = std::fs::remove_file(&path);
+        return Err(format!("{shown}: not on a mailslotfs mount"));
+    };
+    let max: usize = max.parse().unwrap_or(64 * 1024);
     if let Some(ms) = args.timeout {
         set_xattr(&path, InfoAttr::ReadTimeoutMs, &ms.to_string())
             .map_err(|e| format!("{shown}: cannot set the read timeout: {}", reason(&e)))?;
     }
-    let max: usize = get_xattr(&path, InfoAttr::MaxMessageSize)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64 * 1024);
     let mut buf = vec![0u8; max];
     let mut out = io::stdout().lock();
     let mut received = 0u64;
