@@ -18,6 +18,7 @@
 //! look up ([`names`], then the system resolver, [`system`]); a unique name
 //! found goes unicast (DIRECT_UNIQUE), a group name to the group address.
 
+pub mod cache;
 pub mod names;
 pub mod net;
 pub mod system;

@@ -22,11 +22,11 @@
 //! `W` (the caller's callback) rides along and comes back in
 //! [`Event::Resolved`].
 
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use super::Cidr;
+use super::cache::NameCache;
 use crate::wire::{
     HeaderFlags, NamePacket, NbAddress, NetbiosName, NodeStatus, NodeType, Opcode, Question,
     QuestionType, Record, RecordData, Scope, StatusName, rcode,
@@ -71,8 +71,7 @@ const MAX_CACHE_TTL: Duration = Duration::from_secs(600);
 /// How long "nobody answered" is remembered, so a burst of writes to a
 /// missing name costs one query.
 const NEGATIVE_TTL: Duration = Duration::from_secs(5);
-/// Bounds on what the network and local writers can make us remember.
-const MAX_CACHE: usize = 1024;
+/// Bounds on what the network and local writers can make us wait for.
 const MAX_QUERIES: usize = 256;
 const MAX_WAITERS: usize = 4096;
 /// Bytes of the statistics block of a node status (RFC 1002 §4.2.18);
@@ -256,18 +255,14 @@ struct Query<W> {
     waiters: Vec<W>,
 }
 
-struct Cached {
-    answer: Option<(Ipv4Addr, bool)>,
-    expires: Instant,
-}
-
 /// The name service of one bridge.
 pub struct NameService<W> {
     config: NameConfig,
     owned: Vec<Owned>,
     queries: Vec<Query<W>>,
     waiters: usize,
-    cache: HashMap<NetbiosName, Cached>,
+    /// Answers (address, group), or `None`: nobody answered.
+    cache: NameCache<Option<(Ipv4Addr, bool)>>,
     next_id: u16,
     transmits: Vec<NameTransmit>,
     events: Vec<Event<W>>,
@@ -296,7 +291,7 @@ impl<W> NameService<W> {
             owned: Vec::new(),
             queries: Vec::new(),
             waiters: 0,
-            cache: HashMap::new(),
+            cache: NameCache::default(),
             transmits: Vec::new(),
             events: Vec::new(),
             counters: NameCounters::default(),
@@ -411,11 +406,10 @@ impl<W> NameService<W> {
     /// The cache, `NAME<xx>=ADDR` or `NAME<xx>=none` (negative), oldest
     /// expiry first, without entries past their time.
     pub fn cache_entries(&self, now: Instant) -> Vec<String> {
-        let mut entries: Vec<_> = self.cache.iter().filter(|(_, c)| c.expires > now).collect();
-        entries.sort_by_key(|(_, c)| c.expires);
-        entries
+        self.cache
+            .live(now)
             .into_iter()
-            .map(|(name, c)| match c.answer {
+            .map(|(name, answer)| match answer {
                 Some((address, false)) => format!("{name}={address}"),
                 Some((address, true)) => format!("{name}={address} group"),
                 None => format!("{name}=none"),
@@ -658,27 +652,24 @@ impl<W> NameService<W> {
     /// Looks `name` up. Our own names are not looked up here: the bridge
     /// knows them.
     pub fn resolve(&mut self, now: Instant, name: NetbiosName, waiter: W) -> Resolution<W> {
-        if let Some(cached) = self.cache.get(&name) {
-            if cached.expires > now {
-                return match cached.answer {
-                    Some((address, group)) => {
-                        self.counters.resolved_cache += 1;
-                        Resolution::Known(
-                            Answer {
-                                address,
-                                group,
-                                source: Source::Cache,
-                            },
-                            waiter,
-                        )
-                    }
-                    None => {
-                        self.counters.resolve_failed += 1;
-                        Resolution::NotFound(waiter)
-                    }
-                };
-            }
-            self.cache.remove(&name);
+        if let Some(cached) = self.cache.get(&name, now) {
+            return match cached {
+                Some((address, group)) => {
+                    self.counters.resolved_cache += 1;
+                    Resolution::Known(
+                        Answer {
+                            address,
+                            group,
+                            source: Source::Cache,
+                        },
+                        waiter,
+                    )
+                }
+                None => {
+                    self.counters.resolve_failed += 1;
+                    Resolution::NotFound(waiter)
+                }
+            };
         }
         if self.waiters >= MAX_WAITERS {
             self.counters.resolve_busy += 1;
@@ -723,39 +714,8 @@ impl<W> NameService<W> {
             waiters: query.waiters,
         });
         if answer.is_none() {
-            self.remember(query.name, None, NEGATIVE_TTL, now);
+            self.cache.insert(query.name, None, NEGATIVE_TTL, now);
         }
-    }
-
-    fn remember(
-        &mut self,
-        name: NetbiosName,
-        answer: Option<(Ipv4Addr, bool)>,
-        ttl: Duration,
-        now: Instant,
-    ) {
-        if ttl.is_zero() {
-            return;
-        }
-        if self.cache.len() >= MAX_CACHE && !self.cache.contains_key(&name) {
-            self.cache.retain(|_, c| c.expires > now);
-            if self.cache.len() >= MAX_CACHE
-                && let Some(oldest) = self
-                    .cache
-                    .iter()
-                    .min_by_key(|(_, c)| c.expires)
-                    .map(|(n, _)| *n)
-            {
-                self.cache.remove(&oldest);
-            }
-        }
-        self.cache.insert(
-            name,
-            Cached {
-                answer,
-                expires: now + ttl,
-            },
-        );
     }
 
     /// Counts a packet that came for another of the host's addresses or
@@ -980,7 +940,8 @@ impl<W> NameService<W> {
                 };
                 let ttl = Duration::from_secs(ttl.into()).min(MAX_CACHE_TTL);
                 let query = self.queries.swap_remove(i);
-                self.remember(query.name, Some((answer.address, answer.group)), ttl, now);
+                self.cache
+                    .insert(query.name, Some((answer.address, answer.group)), ttl, now);
                 self.finish(query, Some(answer), now);
             }
             // The WINS server does not know it: ask the subnet.

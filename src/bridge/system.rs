@@ -10,10 +10,11 @@
 //! at a write's deadline counts as a miss until it ends, so a burst of
 //! writes to a missing name waits once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use super::cache::NameCache;
 use crate::wire::NetbiosName;
 
 /// How long an address the system resolver gave is used without asking
@@ -23,8 +24,7 @@ const FOUND_TTL: Duration = Duration::from_secs(60);
 const MISSING_TTL: Duration = Duration::from_secs(5);
 /// Look-ups running at once, a thread each; a name past this is not asked.
 const MAX_LOOKUPS: usize = 16;
-/// Bounds on what local writers can make us remember.
-const MAX_CACHE: usize = 1024;
+/// Bounds on what local writers can make us wait for.
 const MAX_WAITERS: usize = 4096;
 
 /// What became of a write handed to [`SystemNames::settle`].
@@ -50,7 +50,7 @@ struct Waiter<W> {
 
 /// The system resolver's cache, running look-ups and waiting writes.
 pub struct SystemNames<W> {
-    cache: HashMap<NetbiosName, (Option<Ipv4Addr>, Instant)>,
+    cache: NameCache<Option<Ipv4Addr>>,
     running: HashSet<NetbiosName>,
     waiting: Vec<Waiter<W>>,
 }
@@ -58,7 +58,7 @@ pub struct SystemNames<W> {
 impl<W> Default for SystemNames<W> {
     fn default() -> Self {
         Self {
-            cache: HashMap::new(),
+            cache: NameCache::default(),
             running: HashSet::new(),
             waiting: Vec::new(),
         }
@@ -66,20 +66,12 @@ impl<W> Default for SystemNames<W> {
 }
 
 impl<W> SystemNames<W> {
-    /// What the cache says of `name`: an address, a miss, or nothing.
-    fn known(&self, name: &NetbiosName, now: Instant) -> Option<Option<Ipv4Addr>> {
-        self.cache
-            .get(name)
-            .filter(|(_, expires)| *expires > now)
-            .map(|(address, _)| *address)
-    }
-
     /// Whether to look `name` up now, alongside a NetBIOS query for it, so
     /// that a slow server has the query's time too: neither known nor being
     /// looked up, and a thread to spare. The caller starts the look-up and
     /// reports with [`answered`](Self::answered).
     pub fn start(&mut self, name: NetbiosName, now: Instant) -> bool {
-        if self.known(&name, now).is_some()
+        if self.cache.get(&name, now).is_some()
             || self.running.contains(&name)
             || self.running.len() >= MAX_LOOKUPS
         {
@@ -98,7 +90,7 @@ impl<W> SystemNames<W> {
         deadline: Instant,
         now: Instant,
     ) -> Settled<W> {
-        match self.known(&name, now) {
+        match self.cache.get(&name, now) {
             Some(Some(address)) => return Settled::Found(address, waiter),
             Some(None) => return Settled::Missing(waiter),
             None => {}
@@ -126,7 +118,7 @@ impl<W> SystemNames<W> {
     /// the look-up ends.
     fn gave_up_on(&mut self, name: NetbiosName, now: Instant) {
         if self.running.contains(&name) {
-            self.remember(name, None, MISSING_TTL, now);
+            self.cache.insert(name, None, MISSING_TTL, now);
         }
     }
 
@@ -139,7 +131,7 @@ impl<W> SystemNames<W> {
         } else {
             MISSING_TTL
         };
-        self.remember(name, found, ttl, now);
+        self.cache.insert(name, found, ttl, now);
         let (done, waiting) = std::mem::take(&mut self.waiting)
             .into_iter()
             .partition(|w| w.name == name);
@@ -167,38 +159,20 @@ impl<W> SystemNames<W> {
     /// The cache, `NAME<xx>=ADDR` or `NAME<xx>=none`, soonest to expire
     /// first, for `status`.
     pub fn entries(&self, now: Instant) -> Vec<String> {
-        let mut entries: Vec<_> = self.cache.iter().filter(|(_, c)| c.1 > now).collect();
-        entries.sort_by_key(|(_, c)| c.1);
-        entries
+        self.cache
+            .live(now)
             .into_iter()
-            .map(|(name, (address, _))| match address {
+            .map(|(name, address)| match address {
                 Some(address) => format!("{name}={address}"),
                 None => format!("{name}=none"),
             })
             .collect()
     }
-
-    fn remember(
-        &mut self,
-        name: NetbiosName,
-        address: Option<Ipv4Addr>,
-        ttl: Duration,
-        now: Instant,
-    ) {
-        if self.cache.len() >= MAX_CACHE && !self.cache.contains_key(&name) {
-            self.cache.retain(|_, c| c.1 > now);
-            if self.cache.len() >= MAX_CACHE
-                && let Some(soonest) = self.cache.iter().min_by_key(|(_, c)| c.1).map(|(n, _)| *n)
-            {
-                self.cache.remove(&soonest);
-            }
-        }
-        self.cache.insert(name, (address, now + ttl));
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::cache::MAX_ENTRIES;
     use super::*;
 
     fn name(text: &str) -> NetbiosName {
@@ -237,7 +211,7 @@ mod tests {
             "found at once, even past the deadline"
         );
         assert_eq!(s.entries(later), ["SLOW<00>=192.0.2.7"]);
-        assert!(s.known(&slow, later + FOUND_TTL).is_none(), "a minute");
+        assert!(s.cache.get(&slow, later + FOUND_TTL).is_none(), "a minute");
     }
 
     #[test]
@@ -280,9 +254,9 @@ mod tests {
             assert_eq!(w, Settled::Waiting { ask: false });
         }
         assert_eq!(s.settle(name("N1"), 0, later, t0), Settled::Busy(0));
-        for i in 0..=MAX_CACHE {
+        for i in 0..=MAX_ENTRIES {
             s.answered(name(&format!("C{i}")), None, t0);
         }
-        assert_eq!(s.cache.len(), MAX_CACHE);
+        assert_eq!(s.cache.len(), MAX_ENTRIES);
     }
 }
