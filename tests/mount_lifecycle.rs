@@ -351,3 +351,100 @@ fn the_transport_follows_the_kernel_offer_and_the_options() {
         assert!(!is_mounted(&dir), "mounted despite the refusal");
     }
 }
+
+/// `cmd` with a seccomp filter that refuses `io_uring_setup` (EPERM), as
+/// some container runtimes' default profiles do.
+fn without_io_uring(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    const IO_URING_SETUP: u32 = 425;
+    let filter = [
+        // Load the system call's number (seccomp_data.nr, offset 0).
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: IO_URING_SETUP,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
+    ];
+    // SAFETY: between fork and exec the closure only makes two prctl
+    // calls on memory it owns, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            let program = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr().cast_mut(),
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &program) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Issue 10: a daemon that may not make io_uring rings (a seccomp filter,
+/// or `kernel.io_uring_disabled`) does not take the ring at INIT, which
+/// could not be given back: by default it serves on classic /dev/fuse, and
+/// `-o io_uring` refuses in one line. Only meaningful while the kernel
+/// offers the ring (scripts/test.sh's second pass).
+#[test]
+fn a_daemon_that_cannot_make_rings_stays_classic() {
+    if !root_with_fuse("mounting under a seccomp filter") {
+        return;
+    }
+    if !std::fs::read_to_string("/sys/module/fuse/parameters/enable_uring")
+        .is_ok_and(|v| v.trim() == "Y")
+    {
+        eprintln!("SKIP: the kernel does not offer FUSE-over-io_uring now");
+        return;
+    }
+    let (dir, required) = (temp_dir("no-rings"), temp_dir("no-rings-required"));
+    let _scratch = Scratch(vec![dir.clone(), required.clone()]);
+    let out = run(
+        without_io_uring(Command::new(BIN).arg("mount").arg(&dir)),
+        Duration::from_secs(10),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        getxattr(&dir, "user.mailslot.transport").unwrap(),
+        "classic"
+    );
+    let server = create_slot(&dir.join("t"));
+    send(&client(&dir.join("t")), b"still served");
+    assert_eq!(read(server.as_raw_fd(), 100).unwrap(), b"still served");
+    let out = run(
+        without_io_uring(
+            Command::new(BIN)
+                .arg("mount")
+                .arg(&required)
+                .args(["-o", "io_uring"]),
+        ),
+        Duration::from_secs(10),
+    );
+    assert_one_line_error(&out, "io_uring: this process cannot make a ring");
+    assert!(!is_mounted(&required), "mounted despite the refusal");
+}

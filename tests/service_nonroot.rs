@@ -28,6 +28,10 @@ if [ "$(stat -c %a /dev/fuse)" != 666 ]; then
   mount --bind "$DEV/fuse" /dev/fuse
 fi
 
+# A directory the user may not write to: fusermount3 refuses, and says why
+# in our one line.
+if as_user "$BIN" mount "$D3" 2>"$ERR3"; then echo "mounted on root's directory"; exit 1; fi
+
 as_user "$BIN" mount "$D1"
 grep " $D1 fuse.mailslotfs " /proc/self/mounts | grep -q "user_id=65534"
 as_user bash -c 'exec 3<>"$0/x"; "$1" send "$0/x" hello; dd bs=64k count=1 <&3 2>/dev/null' "$D1" "$BIN" >"$OUT"
@@ -56,11 +60,12 @@ fn unprivileged_user_mounts_through_fusermount3_and_allow_other_needs_fuse_conf(
     let work = temp_dir("nonroot");
     let d1 = temp_dir("user-mnt");
     let d2 = temp_dir("user-other");
-    let _scratch = Scratch(vec![d1.clone(), d2.clone(), work.clone()]);
+    let d3 = temp_dir("roots");
+    let _scratch = Scratch(vec![d1.clone(), d2.clone(), d3.clone(), work.clone()]);
     // The user must reach the binary and own the mount points.
     let bin = work.join("mailslotfs");
     std::fs::copy(BIN, &bin).unwrap();
-    for dir in [&work, &d1, &d2] {
+    for dir in [&work, &d1, &d2, &d3] {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     for dir in [&d1, &d2] {
@@ -73,6 +78,7 @@ fn unprivileged_user_mounts_through_fusermount3_and_allow_other_needs_fuse_conf(
     let dev = work.join("dev");
     std::fs::create_dir(&dev).unwrap();
     let err = work.join("err");
+    let err3 = work.join("err3");
     let out_file = work.join("out");
     bash_in_private_namespace(
         SCRIPT,
@@ -84,8 +90,18 @@ fn unprivileged_user_mounts_through_fusermount3_and_allow_other_needs_fuse_conf(
             ("CONF_ALLOW", &allow),
             ("DEV", &dev),
             ("ERR", &err),
+            ("D3", &d3),
+            ("ERR3", &err3),
             ("OUT", &out_file),
         ],
+    );
+    let refusal = std::fs::read_to_string(&err3).unwrap();
+    assert_eq!(refusal.lines().count(), 1, "{refusal}");
+    assert!(
+        refusal.starts_with("mailslotfs: ")
+            && refusal.contains(": cannot mount: fusermount3: ")
+            && refusal.contains("write access"),
+        "{refusal}"
     );
     let refusal = std::fs::read_to_string(&err).unwrap();
     assert_eq!(refusal.lines().count(), 1, "{refusal}");
